@@ -1,0 +1,142 @@
+"""Directions, rotations and angle conventions shared by every spatial module.
+
+One right-handed frame everywhere (DESIGN.md, reference/spatial.md §0): +x front, +y left, +z up.
+Azimuth φ runs anticlockwise from the front (+90° = left), elevation θ upward, and
+``u(φ, θ) = (cos φ cos θ, sin φ cos θ, sin θ)``. Angles are radians.
+
+Camera pose: ``R = Rz(yaw) · Ry(−pitch) · Rx(roll)`` (yaw > 0 turns left, pitch > 0 looks up,
+roll > 0 raises the left ear). ``R`` maps camera-frame vectors to world-frame vectors, so a world
+direction is seen by the camera at ``Rᵀ u``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+AngleLike = float | Tensor
+DEG = math.pi / 180.0  # multiply degrees by DEG to get radians
+
+__all__ = [
+    "DEG",
+    "AngleLike",
+    "ambigen_bins_to_angles",
+    "angles_to_ambigen_bins",
+    "as_angle",
+    "camera_to_world",
+    "direction",
+    "direction_to_angles",
+    "great_circle",
+    "great_circle_vectors",
+    "rotation_matrix",
+    "world_to_camera",
+]
+
+
+def as_angle(value: AngleLike, like: Tensor | None = None) -> Tensor:
+    """Turn a float or tensor angle into a floating tensor (dtype/device of ``like`` when given)."""
+    if isinstance(value, Tensor):
+        out = value if value.is_floating_point() else value.to(torch.get_default_dtype())
+        if like is not None and like.is_floating_point():
+            out = out.to(dtype=torch.promote_types(out.dtype, like.dtype), device=like.device)
+        return out
+    dtype = like.dtype if like is not None and like.is_floating_point() else torch.get_default_dtype()
+    device = like.device if like is not None else None
+    return torch.tensor(float(value), dtype=dtype, device=device)
+
+
+def direction(azimuth: AngleLike, elevation: AngleLike) -> Tensor:
+    """Unit vector(s) ``[..., 3]`` for azimuth/elevation (radians, broadcast together)."""
+    az = as_angle(azimuth)
+    el = as_angle(elevation, like=az)
+    az = az.to(el.dtype)
+    az, el = torch.broadcast_tensors(az, el)
+    cos_el = torch.cos(el)
+    return torch.stack((torch.cos(az) * cos_el, torch.sin(az) * cos_el, torch.sin(el)), dim=-1)
+
+
+def direction_to_angles(vector: Tensor) -> tuple[Tensor, Tensor]:
+    """``(azimuth, elevation)`` in radians of vectors ``[..., 3]`` (need not be unit length).
+
+    Azimuth is in (−π, π]; a zero vector gives (0, 0).
+    """
+    if vector.shape[-1] != 3:
+        raise ValueError(f"direction_to_angles: expected a last dimension of 3, got shape {tuple(vector.shape)}")
+    x, y, z = vector.unbind(-1)
+    azimuth = torch.atan2(y, x)
+    elevation = torch.atan2(z, torch.sqrt(x * x + y * y))
+    return azimuth, elevation
+
+
+def _axis_rotation(angle: Tensor, axis: int) -> Tensor:
+    """Active right-handed rotation by ``angle`` about axis 0 (x), 1 (y) or 2 (z): ``[..., 3, 3]``."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    if axis == 0:
+        rows = ((one, zero, zero), (zero, c, -s), (zero, s, c))
+    elif axis == 1:
+        rows = ((c, zero, s), (zero, one, zero), (-s, zero, c))
+    else:
+        rows = ((c, -s, zero), (s, c, zero), (zero, zero, one))
+    return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+
+def rotation_matrix(yaw: AngleLike, pitch: AngleLike = 0.0, roll: AngleLike = 0.0) -> Tensor:
+    """Camera pose ``R = Rz(yaw) · Ry(−pitch) · Rx(roll)`` as ``[..., 3, 3]`` (angles broadcast).
+
+    ``R @ e_x`` is the camera's viewing direction ``u(yaw, pitch)``; ``R`` maps camera coordinates to
+    world coordinates.
+    """
+    y = as_angle(yaw)
+    p = as_angle(pitch, like=y)
+    r = as_angle(roll, like=p)
+    y, p = y.to(r.dtype), p.to(r.dtype)
+    y, p, r = torch.broadcast_tensors(y, p, r)
+    return _axis_rotation(y, 2) @ _axis_rotation(-p, 1) @ _axis_rotation(r, 0)
+
+
+def world_to_camera(vector: Tensor, rotation: Tensor) -> Tensor:
+    """Express world vectors ``[..., 3]`` in the camera frame of pose ``rotation`` (applies ``Rᵀ``)."""
+    return (rotation.transpose(-1, -2) @ vector.unsqueeze(-1)).squeeze(-1)
+
+
+def camera_to_world(vector: Tensor, rotation: Tensor) -> Tensor:
+    """Express camera-frame vectors ``[..., 3]`` in the world frame (applies ``R``)."""
+    return (rotation @ vector.unsqueeze(-1)).squeeze(-1)
+
+
+def great_circle_vectors(u: Tensor, v: Tensor) -> Tensor:
+    """Angle in radians between vectors ``[..., 3]`` (numerically stable for tiny and near-π angles)."""
+    cross = torch.linalg.cross(u, v, dim=-1).norm(dim=-1)
+    dot = (u * v).sum(-1)
+    return torch.atan2(cross, dot)
+
+
+def great_circle(az1: AngleLike, el1: AngleLike, az2: AngleLike, el2: AngleLike) -> Tensor:
+    """Great-circle angle in radians between two (azimuth, elevation) directions."""
+    return great_circle_vectors(direction(az1, el1), direction(az2, el2))
+
+
+def ambigen_bins_to_angles(e: AngleLike, a: AngleLike) -> tuple[Tensor, Tensor]:
+    """YT-Ambigen ``ambi.json`` ``[e, a]`` 2° bins -> camera (azimuth, elevation) in radians.
+
+    ``φ = 179 − 2a`` degrees and ``θ = 89 − 2e`` degrees: the convention of the official crop and
+    rotation augmentation (reference/spatial.md §1; the repo's ``mono_to_ambi.py`` is mirrored).
+    """
+    a_t = as_angle(a)
+    e_t = as_angle(e, like=a_t)
+    azimuth = torch.deg2rad(179.0 - 2.0 * a_t.to(e_t.dtype))
+    elevation = torch.deg2rad(89.0 - 2.0 * e_t)
+    return azimuth, elevation
+
+
+def angles_to_ambigen_bins(azimuth: AngleLike, elevation: AngleLike) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`ambigen_bins_to_angles`: nearest ``(e, a)`` integer bins (``a`` wraps in 0..179)."""
+    az_deg = torch.rad2deg(as_angle(azimuth))
+    el_deg = torch.rad2deg(as_angle(elevation))
+    a = torch.round((179.0 - az_deg) / 2.0).remainder(180).long()
+    e = torch.round((89.0 - el_deg) / 2.0).clamp(0, 89).long()
+    return e, a
+
