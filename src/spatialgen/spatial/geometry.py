@@ -25,6 +25,7 @@ __all__ = [
     "ambigen_bins_to_angles",
     "angles_to_ambigen_bins",
     "as_angle",
+    "as_angles",
     "camera_to_world",
     "direction",
     "direction_to_angles",
@@ -37,22 +38,35 @@ __all__ = [
 
 def as_angle(value: AngleLike, like: Tensor | None = None) -> Tensor:
     """Turn a float or tensor angle into a floating tensor (dtype/device of ``like`` when given)."""
-    if isinstance(value, Tensor):
-        out = value if value.is_floating_point() else value.to(torch.get_default_dtype())
-        if like is not None and like.is_floating_point():
-            out = out.to(dtype=torch.promote_types(out.dtype, like.dtype), device=like.device)
-        return out
-    dtype = like.dtype if like is not None and like.is_floating_point() else torch.get_default_dtype()
-    device = like.device if like is not None else None
-    return torch.tensor(float(value), dtype=dtype, device=device)
+    return as_angles(value, like=like)[0]
+
+
+def as_angles(*values: AngleLike, like: Tensor | None = None) -> tuple[Tensor, ...]:
+    """Floats/tensors -> floating tensors of one promoted dtype and device, broadcast together.
+
+    Python floats take the dtype of the tensors present (float64 stays float64); with no floating
+    tensor the default dtype is used.
+    """
+    tensors = [v for v in (*values, like) if isinstance(v, Tensor)]
+    dtype = torch.get_default_dtype()
+    floating = [t.dtype for t in tensors if t.is_floating_point()]
+    if floating:
+        dtype = floating[0]
+        for other in floating[1:]:
+            dtype = torch.promote_types(dtype, other)
+    device = tensors[0].device if tensors else None
+    out = [
+        v.to(dtype=dtype, device=device)
+        if isinstance(v, Tensor)
+        else torch.tensor(float(v), dtype=dtype, device=device)
+        for v in values
+    ]
+    return tuple(torch.broadcast_tensors(*out))
 
 
 def direction(azimuth: AngleLike, elevation: AngleLike) -> Tensor:
     """Unit vector(s) ``[..., 3]`` for azimuth/elevation (radians, broadcast together)."""
-    az = as_angle(azimuth)
-    el = as_angle(elevation, like=az)
-    az = az.to(el.dtype)
-    az, el = torch.broadcast_tensors(az, el)
+    az, el = as_angles(azimuth, elevation)
     cos_el = torch.cos(el)
     return torch.stack((torch.cos(az) * cos_el, torch.sin(az) * cos_el, torch.sin(el)), dim=-1)
 
@@ -63,7 +77,9 @@ def direction_to_angles(vector: Tensor) -> tuple[Tensor, Tensor]:
     Azimuth is in (−π, π]; a zero vector gives (0, 0).
     """
     if vector.shape[-1] != 3:
-        raise ValueError(f"direction_to_angles: expected a last dimension of 3, got shape {tuple(vector.shape)}")
+        raise ValueError(
+            f"direction_to_angles: expected a last dimension of 3, got shape {tuple(vector.shape)}"
+        )
     x, y, z = vector.unbind(-1)
     azimuth = torch.atan2(y, x)
     elevation = torch.atan2(z, torch.sqrt(x * x + y * y))
@@ -89,22 +105,20 @@ def rotation_matrix(yaw: AngleLike, pitch: AngleLike = 0.0, roll: AngleLike = 0.
     ``R @ e_x`` is the camera's viewing direction ``u(yaw, pitch)``; ``R`` maps camera coordinates to
     world coordinates.
     """
-    y = as_angle(yaw)
-    p = as_angle(pitch, like=y)
-    r = as_angle(roll, like=p)
-    y, p = y.to(r.dtype), p.to(r.dtype)
-    y, p, r = torch.broadcast_tensors(y, p, r)
+    y, p, r = as_angles(yaw, pitch, roll)
     return _axis_rotation(y, 2) @ _axis_rotation(-p, 1) @ _axis_rotation(r, 0)
 
 
 def world_to_camera(vector: Tensor, rotation: Tensor) -> Tensor:
     """Express world vectors ``[..., 3]`` in the camera frame of pose ``rotation`` (applies ``Rᵀ``)."""
-    return (rotation.transpose(-1, -2) @ vector.unsqueeze(-1)).squeeze(-1)
+    dtype = torch.promote_types(vector.dtype, rotation.dtype)
+    return (rotation.to(dtype).transpose(-1, -2) @ vector.to(dtype).unsqueeze(-1)).squeeze(-1)
 
 
 def camera_to_world(vector: Tensor, rotation: Tensor) -> Tensor:
     """Express camera-frame vectors ``[..., 3]`` in the world frame (applies ``R``)."""
-    return (rotation @ vector.unsqueeze(-1)).squeeze(-1)
+    dtype = torch.promote_types(vector.dtype, rotation.dtype)
+    return (rotation.to(dtype) @ vector.to(dtype).unsqueeze(-1)).squeeze(-1)
 
 
 def great_circle_vectors(u: Tensor, v: Tensor) -> Tensor:
@@ -116,6 +130,7 @@ def great_circle_vectors(u: Tensor, v: Tensor) -> Tensor:
 
 def great_circle(az1: AngleLike, el1: AngleLike, az2: AngleLike, el2: AngleLike) -> Tensor:
     """Great-circle angle in radians between two (azimuth, elevation) directions."""
+    az1, el1, az2, el2 = as_angles(az1, el1, az2, el2)
     return great_circle_vectors(direction(az1, el1), direction(az2, el2))
 
 
@@ -125,18 +140,13 @@ def ambigen_bins_to_angles(e: AngleLike, a: AngleLike) -> tuple[Tensor, Tensor]:
     ``φ = 179 − 2a`` degrees and ``θ = 89 − 2e`` degrees: the convention of the official crop and
     rotation augmentation (reference/spatial.md §1; the repo's ``mono_to_ambi.py`` is mirrored).
     """
-    a_t = as_angle(a)
-    e_t = as_angle(e, like=a_t)
-    azimuth = torch.deg2rad(179.0 - 2.0 * a_t.to(e_t.dtype))
-    elevation = torch.deg2rad(89.0 - 2.0 * e_t)
-    return azimuth, elevation
+    e_t, a_t = as_angles(e, a)
+    return torch.deg2rad(179.0 - 2.0 * a_t), torch.deg2rad(89.0 - 2.0 * e_t)
 
 
 def angles_to_ambigen_bins(azimuth: AngleLike, elevation: AngleLike) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`ambigen_bins_to_angles`: nearest ``(e, a)`` integer bins (``a`` wraps in 0..179)."""
-    az_deg = torch.rad2deg(as_angle(azimuth))
-    el_deg = torch.rad2deg(as_angle(elevation))
+    az_deg, el_deg = (torch.rad2deg(t) for t in as_angles(azimuth, elevation))
     a = torch.round((179.0 - az_deg) / 2.0).remainder(180).long()
     e = torch.round((89.0 - el_deg) / 2.0).clamp(0, 89).long()
     return e, a
-
