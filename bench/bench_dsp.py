@@ -37,14 +37,15 @@ def bench(device: str, dtype: torch.dtype) -> list[dict]:
     def render() -> torch.Tensor:
         return binaural.render_foa(x, sr)
 
+    def row(op: str, sec: float, media_seconds: float, kind: str = str(dtype)) -> dict:
+        return {"op": op, "device": device, "dtype": kind, "seconds": sec, "rtf": media_seconds / sec}
+
     binaural.render_foa(x[..., :sr], sr)  # build and cache the decoder filters outside the timing
-    for name, fn in (("foa_rotate_static", rotate_static), ("foa_rotate_trajectory", rotate_trajectory)):
-        sec = timeit(fn, device=device)
-        rows.append({"op": name, "device": device, "dtype": str(dtype), "seconds": sec, "rtf": seconds / sec})
-    sec = timeit(render, device=device, repeats=2)
-    rows.append({"op": "binaural_render_foa", "device": device, "dtype": str(dtype), "seconds": sec, "rtf": seconds / sec})
-    sec = timeit(lambda: binaural.render_foa(foa.rotate(x, yaw, pitch, roll), sr), device=device, repeats=2)
-    rows.append({"op": "rotate+binaural", "device": device, "dtype": str(dtype), "seconds": sec, "rtf": seconds / sec})
+    rows.append(row("foa_rotate_static", timeit(rotate_static, device=device), seconds))
+    rows.append(row("foa_rotate_trajectory", timeit(rotate_trajectory, device=device), seconds))
+    rows.append(row("binaural_render_foa", timeit(render, device=device, repeats=2), seconds))
+    both = timeit(lambda: binaural.render_foa(foa.rotate(x, yaw, pitch, roll), sr), device=device, repeats=2)
+    rows.append(row("rotate+binaural", both, seconds))
 
     fps, video_seconds = 8, 8.0
     n_frames = int(fps * video_seconds)
@@ -54,9 +55,7 @@ def bench(device: str, dtype: torch.dtype) -> list[dict]:
         lambda: projection.equirect_to_perspective(frames, frame_yaw, 0.2, 0.1, math.radians(90), (224, 224)),
         device=device,
     )
-    rows.append(
-        {"op": "equirect_to_perspective_224", "device": device, "dtype": "uint8", "seconds": sec, "rtf": video_seconds / sec}
-    )
+    rows.append(row("equirect_to_perspective_224", sec, video_seconds, "uint8"))
     return rows
 
 
