@@ -155,8 +155,8 @@ def test_silence_gives_zero_direction_and_full_diffuseness() -> None:
 @pytest.mark.parametrize(
     ("bad", "match"),
     [
-        (torch.zeros(3, 100), r"x: expected FOA shaped \[\.\.\., 4, samples\]"),
-        (torch.zeros(100), "x: expected FOA"),
+        (torch.zeros(3, 100), r"x: expected 4 FOA channels \[\.\.\., 4, samples\]"),
+        (torch.zeros(100), "x: expected 4 FOA channels"),
         (torch.zeros(2, 4, 0), "x: has zero samples"),
         (torch.tensor([[0.0, float("nan")]] * 4), "x: contains NaN"),
     ],

@@ -76,7 +76,7 @@ def test_energy_map_dtype_and_errors() -> None:
     assert doa.energy_map(x, n_el=4, n_az=8).dtype == torch.float32
     with pytest.raises(ValueError, match="unknown beam"):
         doa.energy_map(x, beam="shotgun")
-    with pytest.raises(InvalidAudioError, match="x: expected FOA"):
+    with pytest.raises(InvalidAudioError, match="x: expected 4 FOA channels"):
         doa.energy_map(torch.randn(2, 500))
     with pytest.raises(InvalidAudioError, match="x: contains NaN"):
         doa.energy_map(torch.full((4, 10), float("inf")))

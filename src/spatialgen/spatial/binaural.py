@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spatialgen.errors import InvalidAudioError
+from spatialgen.spatial.checks import check_audio, check_foa, check_sample_rate
 from spatialgen.spatial.geometry import AngleLike
 from spatialgen.spatial.hrir import HRIRSet, angle64, load_hrir
 
@@ -176,26 +176,6 @@ def foa_decoder_filters(
     return out
 
 
-def _check_audio(x: Tensor, name: str, channels: int | None) -> None:
-    layout = f"[..., {channels}, T]" if channels else "[..., T]"
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise InvalidAudioError(f"{name}: expected a floating-point torch tensor {layout}")
-    if channels is not None and (x.ndim < 2 or x.shape[-2] != channels):
-        raise InvalidAudioError(
-            f"{name}: expected {channels} AmbiX channels {layout} ([W, Y, Z, X]), got shape {tuple(x.shape)}"
-        )
-    if x.ndim < 1 or x.shape[-1] == 0:
-        raise InvalidAudioError(f"{name}: has zero samples; pass a non-empty signal {layout}")
-    if not bool(torch.isfinite(x).all()):
-        raise InvalidAudioError(f"{name}: contains NaN or Inf; clean the audio first")
-
-
-def _check_rate(sample_rate: int) -> int:
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate}")
-    return int(sample_rate)
-
-
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -218,8 +198,8 @@ def render_foa(
     (KEMAR, +90°, 16 kHz: 14.5 dB vs 8.7 dB for ``"max_re"``) at a similar ITD (≈ 400 µs). FFT convolution with :func:`foa_decoder_filters`; the output is the causal first
     ``T`` samples (the HRIR onset delay is kept, the tail dropped).
     """
-    _check_audio(x, "x", 4)
-    sample_rate = _check_rate(sample_rate)
+    check_foa(x, "x")
+    sample_rate = check_sample_rate(sample_rate)
     dtype = _work_dtype(x.dtype)
     filters = foa_decoder_filters(hrir, sample_rate, method).to(device=x.device, dtype=dtype)
     t = x.shape[-1]
@@ -244,8 +224,8 @@ def render_source(
     otherwise (no interpolation, which would comb-filter HRIRs with different delays). Same causal
     ``T``-sample output as :func:`render_foa`.
     """
-    _check_audio(signal, "signal", None)
-    sample_rate = _check_rate(sample_rate)
+    check_audio(signal, "signal")
+    sample_rate = check_sample_rate(sample_rate)
     az, el = angle64(azimuth), angle64(elevation)
     if not bool(torch.isfinite(az).all() & torch.isfinite(el).all()):
         raise ValueError("render_source: azimuth and elevation must be finite (radians)")

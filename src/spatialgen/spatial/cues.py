@@ -15,23 +15,11 @@ import math
 import torch
 from torch import Tensor
 
-from spatialgen.errors import InvalidAudioError
+from spatialgen.spatial.checks import check_binaural
 
 __all__ = ["check_binaural", "ild", "ipd", "itd"]
 
 Band = tuple[float, float] | None
-
-
-def check_binaural(x: Tensor, name: str = "binaural") -> None:
-    """Raise :class:`InvalidAudioError` unless ``x`` is a finite floating ``[..., 2, T]`` tensor, T > 0."""
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise InvalidAudioError(f"{name}: expected a floating-point torch tensor [..., 2, T]")
-    if x.ndim < 2 or x.shape[-2] != 2:
-        raise InvalidAudioError(f"{name}: expected 2 ear channels [..., 2, T] ([L, R]), got {tuple(x.shape)}")
-    if x.shape[-1] == 0:
-        raise InvalidAudioError(f"{name}: has zero samples; pass at least one sample per ear")
-    if not bool(torch.isfinite(x).all()):
-        raise InvalidAudioError(f"{name}: contains NaN or Inf; clean the audio first")
 
 
 def _band_mask(n_fft: int, sample_rate: float, band: Band, device: torch.device) -> Tensor:

@@ -29,7 +29,7 @@ from spatialgen.spatial.energy_map import (
     BEAM_ORDER1_GAINS,
     VISAGE_MAP_SHAPE,
     VISAGE_VECTOR_LENGTH,
-    check_foa,
+    as_foa64,
     energy_map,
     energy_map_grid,
     out_dtype,
@@ -47,7 +47,7 @@ __all__ = [
     "VISAGE_MAP_SHAPE",
     "VISAGE_VECTOR_LENGTH",
     "IntensityField",
-    "check_foa",
+    "as_foa64",
     "diffuseness",
     "energy_map",
     "energy_map_grid",
@@ -109,7 +109,7 @@ def intensity_vectors(
     ``band=(fmin, fmax)`` in Hz keeps only the bins with ``fmin <= f <= fmax``. ``hop`` defaults to
     ``n_fft // 2``. See :class:`IntensityField` for the layout.
     """
-    a = check_foa(x)
+    a = as_foa64(x)
     hop = _check_stft_args(sample_rate, n_fft, hop, band)
     freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=a.device) * (sample_rate / n_fft)
     keep = None

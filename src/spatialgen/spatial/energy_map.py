@@ -25,12 +25,13 @@ import torch
 from torch import Tensor
 
 from spatialgen.errors import InvalidAudioError
+from spatialgen.spatial.checks import check_foa
 
 __all__ = [
     "BEAM_ORDER1_GAINS",
     "VISAGE_MAP_SHAPE",
     "VISAGE_VECTOR_LENGTH",
-    "check_foa",
+    "as_foa64",
     "energy_map",
     "energy_map_grid",
     "visage_beam_weights",
@@ -52,26 +53,15 @@ VISAGE_MAP_SHAPE = (90, 180)  # (elevation rows, azimuth columns) on ViSAGe's 2�
 VISAGE_VECTOR_LENGTH = 10312  # length of the sin θ-resampled vector fed to CC / AUC
 
 
-def check_foa(x: Tensor | np.ndarray, name: str = "x") -> Tensor:
-    """Validate FOA ``[..., 4, T]`` and return it as a float64 tensor on its device.
-
-    Raises :class:`InvalidAudioError` naming ``name`` for a wrong channel count, zero length or
-    non-finite samples.
-    """
+def as_foa64(x: Tensor | np.ndarray, name: str = "x") -> Tensor:
+    """Validate FOA ``[..., 4, T]`` (tensor or numpy array) and return it as float64 on its device."""
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x))
-    if x.ndim < 2 or x.shape[-2] != 4:
-        raise InvalidAudioError(
-            f"{name}: expected FOA shaped [..., 4, samples] (AmbiX W, Y, Z, X), got shape {tuple(x.shape)}"
-        )
-    if x.shape[-1] == 0:
-        raise InvalidAudioError(f"{name}: has zero samples; pass at least one sample per channel")
     if x.is_complex():
         raise InvalidAudioError(f"{name}: must be real-valued audio, got dtype {x.dtype}")
-    x = x.to(torch.float64)
-    if not bool(torch.isfinite(x).all()):
-        raise InvalidAudioError(f"{name}: contains NaN or infinite samples; clean the audio first")
-    return x
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    return check_foa(x, name).to(torch.float64)
 
 
 def _covariance(a: Tensor) -> Tensor:
@@ -130,7 +120,7 @@ def energy_map(
     described by :func:`energy_map_grid`: row 0 = top, column 0 = +180° (left edge), +azimuth on the
     left like an equirect frame. Broadband: band-pass the FOA first for a per-band map.
     """
-    a = check_foa(x)
+    a = as_foa64(x)
     w1 = _beam_gain(beam)
     azimuth, elevation = energy_map_grid(n_el, n_az, device=a.device)
     el, az = torch.meshgrid(elevation, azimuth, indexing="ij")
@@ -207,7 +197,7 @@ def visage_energy_map(x: Tensor | np.ndarray, sample_rate: int, fps: int | None 
     :func:`visage_fit_length` to get ViSAGe's 5 s first). Broadband, no STFT. ViSAGe computes it at 16 kHz;
     resample beforehand for parity. Output keeps the input dtype (float64 internally).
     """
-    a = check_foa(x)
+    a = as_foa64(x)
     if sample_rate <= 0:
         raise ValueError(f"visage_energy_map: sample_rate must be > 0, got {sample_rate}")
     if fps is not None:

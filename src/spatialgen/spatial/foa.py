@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from spatialgen.errors import InvalidAudioError
+from spatialgen.spatial.checks import check_audio, check_foa
 from spatialgen.spatial.geometry import AngleLike, as_angle, direction, rotation_matrix
 
 __all__ = [
@@ -42,38 +42,6 @@ __all__ = [
 _SQRT2 = math.sqrt(2.0)
 _SQRT3 = math.sqrt(3.0)
 _XYZ_FROM_ACN = (3, 1, 2)  # AmbiX slots holding the dipole components x, y, z
-
-
-def _check_audio(x: object, name: str, min_dim: int, layout: str) -> Tensor:
-    """Shared checks: a floating tensor with at least ``min_dim`` dims, samples, all finite."""
-    if not isinstance(x, Tensor):
-        raise InvalidAudioError(f"{name}: expected a torch.Tensor {layout}, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise InvalidAudioError(
-            f"{name}: expected a floating-point tensor, got {x.dtype}; convert with .float()"
-        )
-    if x.dim() < min_dim:
-        raise InvalidAudioError(f"{name}: expected {layout}, got shape {tuple(x.shape)}")
-    if x.shape[-1] == 0:
-        raise InvalidAudioError(f"{name}: has zero samples (shape {tuple(x.shape)}); pass non-empty audio")
-    if not bool(torch.isfinite(x).all()):
-        raise InvalidAudioError(f"{name}: contains NaN or Inf values; clean or drop this audio")
-    return x
-
-
-def check_foa(x: object, name: str = "x") -> Tensor:
-    """Validate an FOA tensor ``[..., 4, T]`` and return it unchanged.
-
-    Raises:
-        InvalidAudioError: not a floating tensor, not 4 channels at dim -2, zero samples, or NaN/Inf;
-            the one-line message starts with ``name``.
-    """
-    x = _check_audio(x, name, 2, "FOA [..., 4, samples]")
-    if x.shape[-2] != 4:
-        raise InvalidAudioError(
-            f"{name}: expected 4 FOA channels (AmbiX W, Y, Z, X) at dim -2, got shape {tuple(x.shape)}"
-        )
-    return x
 
 
 def _angle_tensor(value: AngleLike, name: str, like: Tensor) -> Tensor:
@@ -115,7 +83,7 @@ def encode(signal: Tensor, azimuth: AngleLike, elevation: AngleLike) -> Tensor:
     last dim ``T`` or 1). Batch dims broadcast, so ``encode(s[None], az[:, None]...)`` places one signal
     at several directions. The output has ``signal``'s dtype and device.
     """
-    signal = _check_audio(signal, "signal", 1, "mono audio [..., samples]")
+    signal = check_audio(signal, "signal")
     batch_dims, n_samples = signal.dim() - 1, signal.shape[-1]
     az = _per_sample(_angle_tensor(azimuth, "azimuth", signal), "azimuth", batch_dims, n_samples)
     el = _per_sample(_angle_tensor(elevation, "elevation", signal), "elevation", batch_dims, n_samples)
