@@ -60,3 +60,24 @@ def test_python_dash_m_prints_usage() -> None:
         [sys.executable, "-m", "spatialgen", "--help"], capture_output=True, text=True, check=True
     )
     assert "fit" in out.stdout and "usage: spatialgen" in out.stdout
+
+
+def test_data_synth_is_wired(tmp_path) -> None:
+    out = tmp_path / "synth"
+    argv = ["data", "synth", "--out", str(out), "--n-clips", "1", "--seed", "3", "--duration", "1", "--quiet"]
+    assert cli.main(argv) == 0
+    assert (out / "manifest.json").is_file()
+    assert sorted(p.name for p in next(out.glob("clip_*")).iterdir()) == [
+        "binaural.wav",
+        "equirect.mp4",
+        "foa.wav",
+        "foa_world.wav",
+        "meta.json",
+        "video.mp4",
+    ]
+
+
+def test_data_without_tool_lists_tools(capsys) -> None:
+    assert cli.main(["data"]) == 0
+    assert "synth" in capsys.readouterr().out
+    assert cli.main(["data", "bogus"]) == 2

@@ -50,8 +50,31 @@ def _demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _synth(argv: Sequence[str]) -> int:
+    from spatialgen.data.synthetic.cli import main as synth_main
+
+    return synth_main(list(argv))
+
+
+# `spatialgen data <name> ...`: dataset tools.
+DATA_TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "synth": ("generate the synthetic 360° dataset (video, FOA, binaural, ground truth)", _synth),
+}
+
+
+def _data(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in DATA_TOOLS:
+        lines = [f"usage: {PROG} data <tool> [options]", "", "tools:"]
+        lines += [f"  {name:<10} {help_}" for name, (help_, _) in DATA_TOOLS.items()]
+        known = not argv or argv[0] in ("-h", "--help")
+        print("\n".join(lines), file=sys.stdout if known else sys.stderr)
+        return 0 if known else 2
+    return DATA_TOOLS[argv[0]][1](argv[1:])
+
+
 # name -> (one-line help, handler taking the remaining argv and returning an exit code)
 TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "data": ("dataset tools: synth", _data),
     "demo": ("run the end-to-end demo on synthetic data", _demo),
 }
 
