@@ -1,0 +1,79 @@
+"""Reading weight files (safetensors / torch pickles) and strict loading with one-line errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from spatialgen.errors import SpatialgenError
+
+__all__ = ["EncoderWeightsError", "load_state_file", "load_strict", "unwrap_state_dict"]
+
+# Containers that training scripts wrap a state dict in (Lightning, slowfast/Motionformer, plain).
+_CONTAINER_KEYS = ("state_dict", "model_state", "model", "module", "weights")
+
+
+class EncoderWeightsError(SpatialgenError, ValueError):
+    """A weight file that cannot be read or does not match the encoder's architecture."""
+
+
+def load_state_file(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a ``.safetensors`` file or a torch checkpoint (``weights_only``) into a flat state dict."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise EncoderWeightsError(f"{path}: weight file not found; pass an existing .safetensors/.pth file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any reader failure is a bad file from the user's point of view
+        raise EncoderWeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from exc
+    return unwrap_state_dict(obj, source=path)
+
+
+def unwrap_state_dict(obj: object, *, source: object = "checkpoint") -> dict[str, Tensor]:
+    """Find the tensor dict inside common checkpoint containers and strip a DDP ``module.`` prefix."""
+    while isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
+        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise EncoderWeightsError(f"{source}: no state dict of tensors found")
+    sd = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+def load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: object) -> None:
+    """``load_state_dict(strict=True)`` with shape checks and a one-line error listing the mismatches."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = sorted(
+        f"{k} {tuple(state_dict[k].shape)}!={tuple(own[k].shape)}"
+        for k in set(own) & set(state_dict)
+        if state_dict[k].shape != own[k].shape
+    )
+    if missing or unexpected or wrong:
+
+        def head(keys: list[str]) -> str:
+            return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+        parts = [
+            f"{name} {len(keys)}: {head(keys)}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        ]
+        raise EncoderWeightsError(
+            f"{source}: weights do not match {type(module).__name__} ({'; '.join(parts)}); "
+            "check the encoder name/config matches the checkpoint"
+        )
+    module.load_state_dict(state_dict, strict=True)
