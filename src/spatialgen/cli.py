@@ -56,9 +56,23 @@ def _synth(argv: Sequence[str]) -> int:
     return synth_main(list(argv))
 
 
+def _biaudio(argv: Sequence[str]) -> int:
+    from spatialgen.data.cli import main_biaudio
+
+    return main_biaudio(list(argv))
+
+
+def _features(argv: Sequence[str]) -> int:
+    from spatialgen.data.cli import main_features
+
+    return main_features(list(argv))
+
+
 # `spatialgen data <name> ...`: dataset tools.
 DATA_TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "synth": ("generate the synthetic 360° dataset (video, FOA, binaural, ground truth)", _synth),
+    "biaudio": ("render perspective clips + rotated FOA + binaural from 360° videos with FOA", _biaudio),
+    "features": ("precompute visual features and audio codes/latents into a sharded cache", _features),
 }
 
 
@@ -74,7 +88,7 @@ def _data(argv: Sequence[str]) -> int:
 
 # name -> (one-line help, handler taking the remaining argv and returning an exit code)
 TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
-    "data": ("dataset tools: synth", _data),
+    "data": ("dataset tools: synth, biaudio, features", _data),
     "demo": ("run the end-to-end demo on synthetic data", _demo),
 }
 
