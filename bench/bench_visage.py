@@ -1,0 +1,146 @@
+"""ViSAGe benchmark: training tokens/s (forward + backward) and generation real-time factor.
+
+Workload: random weights and random conditions (speed does not depend on their values), one clip length
+from the config (5 s). Reported per config and device:
+
+- ``train``: ``tokens_per_s`` = codec tokens (B x C x Q x F) per second of forward + backward + AdamW step;
+- ``generate``: ``rtf`` = seconds of generated 5-s FOA audio per second of compute (token generation only;
+  codec decoding is timed by bench_codecs.py), batch 1 and 8, without guidance and with joint CFG
+  (both branches batched);
+- ``peak_mem_mb``: peak CUDA memory allocated, or the process peak RSS on CPU (an upper bound).
+
+Default: ``visage_small`` on CPU; the full-size config (358.6 M) runs on CUDA when available
+(bf16 autocast for training, as the official recipe's mixed precision; float32 generation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+
+import torch
+from common import timeit, write_results
+
+from spatialgen.models.visage import ViSAGe, generate, get_config, stream_cross_entropy
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def inputs(cfg, batch: int, device: str):
+    g = torch.Generator().manual_seed(0)
+    T = cfg.source_length
+    visual = torch.randn(batch, T, cfg.d_visual, generator=g)
+    energy = torch.rand(batch, T, cfg.energy_map_dim, generator=g) if cfg.energy_map_dim else None
+    direction = torch.nn.functional.normalize(torch.randn(batch, 3, generator=g), dim=-1)
+    codes = torch.randint(0, cfg.codebook_size, (batch, cfg.num_channels, cfg.num_codebooks, cfg.num_frames))
+    move = lambda x: None if x is None else x.to(device)  # noqa: E731
+    return move(visual), move(energy), move(direction if cfg.use_direction else None), codes.to(device)
+
+
+def bench_train(name: str, device: str, batch: int, amp: bool) -> dict:
+    cfg = get_config(name)
+    model = ViSAGe(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    visual, energy, direction, codes = inputs(cfg, batch, device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    def step() -> None:
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=amp):
+            logits = model(visual, codes, energy, direction).logits
+        loss, _ = stream_cross_entropy(logits, codes)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    seconds = timeit(step, repeats=3, warmup=1, device=device)
+    tokens = codes.numel()
+    row = {
+        "task": "train",
+        "config": name,
+        "device": device,
+        "params": sum(p.numel() for p in model.parameters()),
+        "batch": batch,
+        "bf16_autocast": amp,
+        "step_s": seconds,
+        "tokens_per_step": tokens,
+        "tokens_per_s": tokens / seconds,
+        "peak_mem_mb": peak_memory_mb(device),
+    }
+    print(f"train {name} {device} b={batch}: {row['tokens_per_s']:.0f} tokens/s", flush=True)
+    return row
+
+
+def bench_generate(name: str, device: str, batches: list[int], repeats: int) -> list[dict]:
+    cfg = get_config(name)
+    model = ViSAGe(cfg).to(device).eval()
+    rows = []
+    for batch in batches:
+        visual, energy, direction, _ = inputs(cfg, batch, device)
+        for guidance in ("none", "joint"):
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            gen = torch.Generator(device).manual_seed(0)
+
+            def run(guidance=guidance, visual=visual, energy=energy, direction=direction, gen=gen) -> None:
+                generate(model, visual, energy, direction, guidance=guidance, top_k=256, generator=gen)
+
+            seconds = timeit(run, repeats=repeats, warmup=1, device=device)
+            rows.append(
+                {
+                    "task": "generate",
+                    "config": name,
+                    "device": device,
+                    "batch": batch,
+                    "guidance": guidance,
+                    "decoder_steps": model.pattern.sequence_length(cfg.num_frames),
+                    "clip_seconds": cfg.clip_seconds,
+                    "generate_s": seconds,
+                    "rtf": batch * cfg.clip_seconds / seconds,
+                    "peak_mem_mb": peak_memory_mb(device),
+                }
+            )
+            print(
+                f"generate {name} {device} b={batch} cfg={guidance}: {rows[-1]['rtf']:.2f}x real time",
+                flush=True,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--full", action="store_true", help="also run the full-size config on CPU (slow)")
+    parser.add_argument("--train-batch", type=int, default=4, help="training batch on CPU (default 4)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU intra-op threads (default: torch's; 1 on a shared CPU)"
+    )
+    args, _ = parser.parse_known_args()  # run_all.py forwards its own flags to every benchmark
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    rows = [bench_train("visage_small", "cpu", args.train_batch, amp=False)]
+    rows += bench_generate("visage_small", "cpu", [1, 8], repeats=1)
+    if args.full:
+        rows.append(bench_train("visage", "cpu", 1, amp=False))
+    if torch.cuda.is_available() and not args.cpu_only:
+        rows.append(bench_train("visage_small", "cuda", 32, amp=True))
+        rows += bench_generate("visage_small", "cuda", [1, 8], repeats=2)
+        rows.append(bench_train("visage", "cuda", 16, amp=True))
+        rows += bench_generate("visage", "cuda", [1, 8], repeats=1)
+    write_results(
+        "visage",
+        rows,
+        note=(
+            "tokens_per_s = codec tokens (B*C*Q*F) per second of fwd+bwd+AdamW; rtf = seconds of 5-s FOA "
+            "audio generated per compute second (tokens only, top-k 256; joint CFG batches both branches); "
+            "peak_mem_mb = CUDA max allocated, or process peak RSS on CPU"
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
