@@ -86,10 +86,17 @@ def _data(argv: Sequence[str]) -> int:
     return DATA_TOOLS[argv[0]][1](argv[1:])
 
 
+def _evaluate(argv: Sequence[str]) -> int:
+    from spatialgen.evaluate import main as evaluate_main
+
+    return evaluate_main(list(argv))
+
+
 # name -> (one-line help, handler taking the remaining argv and returning an exit code)
 TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "data": ("dataset tools: synth, biaudio, features", _data),
     "demo": ("run the end-to-end demo on synthetic data", _demo),
+    "evaluate": ("score generated audio against ground truth (spatial, binaural, FD/KL/IS)", _evaluate),
 }
 
 
