@@ -22,11 +22,15 @@ def lightning_cli(args: Sequence[str] | None = None, prog: str = PROG) -> None:
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
+    from spatialgen.training import AtomicCheckpointIO, PreemptionCheckpoint
+
     LightningCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        # Every run writes checkpoints atomically and saves last.ckpt on SIGTERM/SIGUSR1 (pre-emption).
+        trainer_defaults={"plugins": [AtomicCheckpointIO()], "callbacks": [PreemptionCheckpoint()]},
         save_config_kwargs={"overwrite": True},
         parser_kwargs={
             "prog": prog,

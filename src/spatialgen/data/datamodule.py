@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from spatialgen.data.augment import Augment
 from spatialgen.data.clips import ClipDataset, ClipOptions, DatasetError
 from spatialgen.data.collate import collate_items
+from spatialgen.data.resumable import ResumableDataLoader
 from spatialgen.errors import MediaError
 from spatialgen.io import read_video
 
@@ -240,18 +241,18 @@ class SpatialDataModule(pl.LightningDataModule):
         if hasattr(target, "set_epoch"):
             target.set_epoch(epoch)
         streaming = isinstance(dataset, torch.utils.data.IterableDataset)
-        generator = torch.Generator().manual_seed(self.hparams.seed + epoch)
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=train and not streaming,
-            num_workers=self.hparams.num_workers,
-            collate_fn=collate_items,
-            pin_memory=self.hparams.pin_memory,
-            drop_last=False,
-            persistent_workers=False,
-            generator=generator if train and not streaming else None,
-        )
+        common = {
+            "batch_size": self.hparams.batch_size,
+            "num_workers": self.hparams.num_workers,
+            "collate_fn": collate_items,
+            "pin_memory": self.hparams.pin_memory,
+            "drop_last": False,
+            "persistent_workers": False,
+        }
+        if train and not streaming:
+            # Shuffle order is a function of (seed, epoch) and the position survives a mid-epoch resume.
+            return ResumableDataLoader(dataset, shuffle=True, seed=self.hparams.seed, **common)
+        return DataLoader(dataset, shuffle=False, **common)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches (reshuffled and re-cropped each epoch)."""

@@ -3,12 +3,12 @@
 The concrete ViSAGe/ViSAudio LightningModules subclass :class:`SpatialAudioModule`.
 """
 
+from spatialgen.data.resumable import ResumableDataLoader
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.checkpoint import AtomicCheckpointIO, atomic_torch_save
 from spatialgen.training.ema import EMA, ema_state_dict_from_checkpoint
 from spatialgen.training.guards import NonFiniteGuard, NonFiniteTrainingError
 from spatialgen.training.preemption import PreemptionCheckpoint
-from spatialgen.training.resumable import ResumableDataLoader
 
 __all__ = [
     "EMA",
