@@ -10,7 +10,10 @@ that lists them. Audio is resampled to ``--sample-rate`` (ViSAGe: 16 kHz) and pa
   variant; ``doa``: intensity-DOA error (FOA) or ITD lateral error (binaural), degrees;
 - ``binaural`` (2 channels): STFT / envelope / waveform / magnitude / phase distances, SNR, ILD / ITD /
   IPD errors, left-right confusion;
-- ``fd``, ``kl``, ``is``: semantic metrics with ``--embedder`` (``--reduction`` for multi-channel audio).
+- ``fd``, ``kl``, ``is``: semantic metrics with ``--embedder`` (``--reduction`` for multi-channel audio);
+- ``ib``, ``desync`` (need ``--video``, paired by stem): ImageBind score and DeSync of the predicted audio
+  with the ground-truth video, with ``--ib-scorer`` / ``--sync-scorer`` (frames decoded at each scorer's
+  rate, audio resampled to its rate).
 
 Outputs in ``--out``: ``metrics.json`` (means, per-clip values, settings), ``metrics.md`` (a table) and
 ``figures/`` (energy maps of the first ``--n-figures`` clips for FOA, per-clip metric histograms).
@@ -33,15 +36,17 @@ from spatialgen.errors import MediaError, SpatialgenError
 __all__ = ["METRIC_GROUPS", "build_metrics", "main", "pair_files"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-METRIC_GROUPS = ("spatial", "doa", "binaural", "fd", "kl", "is")
+METRIC_GROUPS = ("spatial", "doa", "binaural", "fd", "kl", "is", "ib", "desync")
+AV_GROUPS = ("ib", "desync")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
 
-def _audio_files(folder: Path, what: str) -> dict[str, Path]:
+def _audio_files(folder: Path, what: str, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> dict[str, Path]:
     if not folder.is_dir():
-        raise MediaError(folder, f"--{what} must be an existing folder of audio files")
+        raise MediaError(folder, f"--{what} must be an existing folder of media files")
     files: dict[str, Path] = {}
     for f in sorted(folder.iterdir()):
-        if f.suffix.lower() not in AUDIO_SUFFIXES:
+        if f.suffix.lower() not in suffixes:
             continue
         if f.stem in files:
             raise MediaError(
@@ -49,7 +54,7 @@ def _audio_files(folder: Path, what: str) -> dict[str, Path]:
             )
         files[f.stem] = f
     if not files:
-        raise MediaError(folder, f"--{what} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        raise MediaError(folder, f"--{what} has no files ({', '.join(suffixes)})")
     return files
 
 
@@ -69,6 +74,45 @@ def pair_files(pred_dir: str | Path, gt_dir: str | Path) -> list[tuple[str, Path
             parts.append(f"{len(missing_pred)} ground truth file(s) without prediction: {show(missing_pred)}")
         raise MediaError(pred_dir, "files do not pair by stem with --gt: " + "; ".join(parts))
     return [(s, pred[s], gt[s]) for s in sorted(pred)]
+
+
+def pair_videos(stems: Sequence[str], video_dir: str | Path) -> dict[str, Path]:
+    """Stem -> video file in ``video_dir`` for every stem; raises MediaError naming stems without video."""
+    videos = _audio_files(Path(video_dir), "video", VIDEO_SUFFIXES)
+    missing = [s for s in stems if s not in videos]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise MediaError(video_dir, f"no video for {len(missing)} clip(s): {', '.join(missing[:5])}{more}")
+    return {s: videos[s] for s in stems}
+
+
+def build_av_metrics(
+    groups: Sequence[str],
+    *,
+    ib_scorer: str = "imagebind",
+    sync_scorer: str = "synchformer",
+    pretrained: bool = True,
+) -> dict[str, Metric]:
+    """Result key -> ImageBindScore / DeSync for the ``ib`` / ``desync`` groups present in ``groups``."""
+    from spatialgen.metrics import DeSync, ImageBindScore, create_av_scorer
+
+    out: dict[str, Metric] = {}
+    if "ib" in groups:
+        out["ib_score"] = ImageBindScore(create_av_scorer(ib_scorer, pretrained=pretrained))
+    if "desync" in groups:
+        out["desync"] = DeSync(create_av_scorer(sync_scorer, pretrained=pretrained))
+    return out
+
+
+def _video(path: Path, fps: float, seconds: float) -> torch.Tensor:
+    """``[T, 3, H, W]`` uint8 at ``fps`` covering ``seconds`` (last frame held if the video is shorter)."""
+    from spatialgen.io import read_video
+
+    frames, _ = read_video(path, fps=fps, duration=seconds)
+    n = math.ceil(seconds * fps - 1e-6)
+    if frames.shape[0] < n:
+        frames = torch.cat([frames, frames[-1:].expand(n - frames.shape[0], -1, -1, -1)])
+    return frames[:n]
 
 
 def build_metrics(
@@ -94,6 +138,8 @@ def build_metrics(
 
     metrics: dict[str, Metric] = {}
     for group in groups:
+        if group in AV_GROUPS:
+            continue  # built by build_av_metrics
         if group not in METRIC_GROUPS:
             raise SpatialgenError(
                 f"--metrics: unknown group {group!r}; choose from {', '.join(METRIC_GROUPS)}"
@@ -151,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spatialgen evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--pred", required=True, help="folder of generated audio")
     p.add_argument("--gt", required=True, help="folder of ground-truth audio (same stems)")
-    p.add_argument("--video", help="folder of videos (reserved for audio-visual scores; not used yet)")
+    p.add_argument("--video", help="folder of ground-truth videos (same stems), for ib / desync")
+    p.add_argument("--ib-scorer", default="imagebind", help="scorer for ib (imagebind, tiny_imagebind)")
+    p.add_argument("--sync-scorer", default="synchformer", help="scorer for desync (synchformer, tiny_sync)")
     p.add_argument(
         "--metrics", default="spatial,doa", help=f"comma-separated groups: {', '.join(METRIC_GROUPS)}"
     )
@@ -213,8 +261,15 @@ def _run(args: argparse.Namespace) -> int:
         pretrained=not args.random_weights,
         reduction=args.reduction,
     )
+    av_metrics = build_av_metrics(
+        groups, ib_scorer=args.ib_scorer, sync_scorer=args.sync_scorer, pretrained=not args.random_weights
+    )
+    if av_metrics and not args.video:
+        raise SpatialgenError("--metrics ib / desync need --video DIR with the ground-truth videos")
+    videos = pair_videos([s for s, _, _ in pairs], args.video) if av_metrics else {}
     n = round(args.seconds * args.sample_rate)
     per_clip: dict[str, list[float]] = {k: [] for k, m in metrics.items() if hasattr(m, "scores")}
+    per_clip.update({k: [] for k in av_metrics})
     out = Path(args.out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     map_pairs = []
@@ -235,6 +290,14 @@ def _run(args: argparse.Namespace) -> int:
                     metric.update(pred)
                 else:
                     metric.update(pred, gt)
+            for key, metric in av_metrics.items():  # one clip at a time: videos differ in size
+                scorer = metric.scorer.to(device)
+                sr, fps = scorer.sample_rate, scorer.video_fps
+                for stem, p, _ in chunk:
+                    audio = _load(p, sr, round(args.seconds * sr), channels)[None].to(device)
+                    value = metric.scores(audio, _video(videos[stem], fps, args.seconds)[None].to(device))
+                    metric.accumulate(value)
+                    per_clip[key] += value.double().cpu().tolist()
             if channels == 4 and len(map_pairs) < args.n_figures:
                 for (stem, _, _), p, g in zip(chunk, pred, gt):
                     if len(map_pairs) < args.n_figures:
@@ -243,6 +306,7 @@ def _run(args: argparse.Namespace) -> int:
                             for x in (p, g)
                         ]
                         map_pairs.append((stem, *maps))
+        metrics.update(av_metrics)
         results = {k: float(m.compute()) for k, m in metrics.items()}
     notes = sorted({str(w.message) for w in caught})
     report = {

@@ -7,9 +7,11 @@ A *scorer* is an ``nn.Module`` built by name from :data:`AV_SCORERS`:
 - Synchformer-style: ``scorer.offset_logits(frames, audio) -> [B, windows, 21]`` over
   ``linspace(-2, 2, 21)`` s; DeSync is the mean ``|offset|``.
 
-Registered here: ``tiny_imagebind`` and ``tiny_sync`` (small random towers built on
-``spatialgen.encoders``' tiny encoder, for tests). The official ImageBind-huge and Synchformer audio
-branch + sync head are not part of spatialgen yet; register them with :func:`register_av_scorer`.
+A scorer also states the rates it expects: ``scorer.sample_rate`` (audio) and ``scorer.video_fps``.
+
+Registered here: ``imagebind`` (ImageBind-huge, 16 kHz / 0.5 fps) and ``synchformer`` (16 kHz / 25 fps),
+see :mod:`spatialgen.metrics.scorers`; ``tiny_imagebind`` and ``tiny_sync`` (small random towers built on
+``spatialgen.encoders``' tiny encoder, for tests).
 """
 
 from __future__ import annotations
@@ -42,10 +44,18 @@ def create_av_scorer(name: str, **kwargs: Any) -> nn.Module:
 
 class TinyAVScorer(nn.Module):
     """Tiny random towers: the ``tiny`` visual encoder and the ``tiny`` audio embedder, projected to a
-    shared space; also an offset head over ``n_offsets`` classes for DeSync. For tests only."""
+    shared space; also an offset head over ``n_offsets`` classes for DeSync. For tests only; always seeded
+    random (``pretrained`` is accepted for a uniform factory signature and ignored, like ``tiny`` embedders)."""
+
+    sample_rate, video_fps = 16000, 8.0
 
     def __init__(
-        self, dim: int = 16, n_offsets: int = DESYNC_GRID[2], windows: int = 2, seed: int = 0
+        self,
+        dim: int = 16,
+        n_offsets: int = DESYNC_GRID[2],
+        windows: int = 2,
+        seed: int = 0,
+        pretrained: bool | str = False,
     ) -> None:
         super().__init__()
         from spatialgen.encoders import create_encoder  # lazy: timm is heavy, only the towers need it
@@ -81,6 +91,22 @@ class TinyAVScorer(nn.Module):
 
 register_av_scorer("tiny_imagebind", TinyAVScorer)
 register_av_scorer("tiny_sync", TinyAVScorer)
+
+
+def _imagebind(**kwargs: Any) -> nn.Module:
+    from spatialgen.metrics.scorers.imagebind import imagebind_scorer  # lazy: large module, rarely needed
+
+    return imagebind_scorer(**kwargs)
+
+
+def _synchformer(**kwargs: Any) -> nn.Module:
+    from spatialgen.metrics.scorers.synchformer import synchformer_scorer
+
+    return synchformer_scorer(**kwargs)
+
+
+register_av_scorer("imagebind", _imagebind)
+register_av_scorer("synchformer", _synchformer)
 
 
 class _AVMetric(ClipMeanMetric):

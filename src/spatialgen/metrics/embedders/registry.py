@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spatialgen.metrics.embedders.base import AudioEmbedder
 from spatialgen.metrics.embedders.panns import CNN14_16K, CNN14_32K, Cnn14, Cnn14Config
+from spatialgen.metrics.embedders.passt import PASST_URL, PaSST
 from spatialgen.metrics.embedders.tiny import TinyEmbedder
 from spatialgen.metrics.embedders.vggish import VGGISH_URL, VGGish
 from spatialgen.registry import Registry
@@ -65,4 +66,5 @@ def _cnn14(config: Cnn14Config) -> EmbedderFactory:
 register_embedder("panns_cnn14", _cnn14(CNN14_32K), CNN14_32K.url, CNN14_32K.weights_file)
 register_embedder("panns_cnn14_16k", _cnn14(CNN14_16K), CNN14_16K.url, CNN14_16K.weights_file)
 register_embedder("vggish", VGGish, VGGISH_URL, None)
+register_embedder("passt", PaSST, PASST_URL, "passt-s-f128-p16-s10-ap.476-swa.pt")
 register_embedder("tiny", TinyEmbedder)
