@@ -96,10 +96,18 @@ def _evaluate(argv: Sequence[str]) -> int:
     return evaluate_main(list(argv))
 
 
+def _generate(argv: Sequence[str]) -> int:
+    from spatialgen.generate import main as generate_main
+    from zoo import load_pretrained  # the only place below src/ that resolves zoo names
+
+    return generate_main(argv, load_model=load_pretrained)
+
+
 # name -> (one-line help, handler taking the remaining argv and returning an exit code)
 TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "data": ("dataset tools: synth, biaudio, features", _data),
     "demo": ("run the end-to-end demo on synthetic data", _demo),
+    "generate": ("spatial audio (FOA/binaural WAV + .mp4) for video files with a zoo model", _generate),
     "evaluate": ("score generated audio against ground truth (spatial, binaural, FD/KL/IS)", _evaluate),
 }
 
