@@ -1,0 +1,436 @@
+"""``ViSAGePipeline``: video -> AmbiX FOA with the ViSAGe network, its codec and its visual encoder.
+
+``generate(frames)`` runs the visual encoder on one window of video, computes ViSAGe's patch energy
+map from the encoder's patch tokens (:func:`visual_energy_map`, reference/visage.md §4.6), turns the
+camera direction into the direction input, samples codes with (batched) classifier-free guidance and
+decodes each FOA channel with the codec into ``[B, 4, T]`` AmbiX ``[W, Y, Z, X]``.
+
+What is in ``state_dict`` (the hub stores ``config.json`` = :meth:`ViSAGePipeline.pipeline_config` plus
+the ``state_dict``):
+
+* ``network.*``: always (the trained ViSAGe network);
+* ``codec.*`` / ``encoder.*``: only for a part built *without* its official weights (``pretrained`` not
+  ``True``: a randomly initialised ``tiny`` encoder or ``dac_synthetic`` codec, or one loaded from a
+  local file we trained). Such a part is recorded in the config as ``pretrained: false`` and its weights
+  travel in the state dict. A part built with ``pretrained=True`` (official CLIP, official DAC) is
+  referenced by name only and rebuilt from its registry by :meth:`ViSAGePipeline.from_pipeline_config`;
+  ``load_state_dict`` then keeps its current weights for the missing keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from spatialgen.codecs import DiscreteAudioCodec, create_codec
+from spatialgen.encoders import VisualEncoder, create_encoder
+from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
+from spatialgen.models.visage.config import ViSAGeConfig, get_config
+from spatialgen.models.visage.generation import Guidance, codes_to_audio, generate
+from spatialgen.models.visage.model import ViSAGe
+from spatialgen.spatial.geometry import direction as unit_direction
+
+__all__ = ["ViSAGePipeline", "camera_direction_vector", "check_parts", "visual_energy_map"]
+
+Pretrained = bool | str | os.PathLike
+
+
+def _normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def visual_energy_map(
+    patch_tokens: Tensor,
+    grid: tuple[int, int] | None = None,
+    *,
+    temperature: float = 0.1,
+    top_p: float = 0.7,
+) -> Tensor:
+    """ViSAGe's per-frame patch energy map (visual saliency) from patch tokens ``[B, T, N, D]`` -> ``[B, T, N]``.
+
+    Follows reference/visage.md §4.6: with ``f̂`` the unit-normalised tokens, the spatial score is
+    ``||f̂ − normalize(mean of the existing 4-neighbours)||`` and the temporal score
+    ``||f̂ − normalize(A)||`` with ``A[0] = F[1]``, ``A[t] = (F[t−1] + F[t+1]) / 2``, ``A[T−1] = F[T−2]``
+    (a single frame has no temporal neighbour: ``A = F``, a zero score). ``E0 = ½(softmax(s_sp/τ) +
+    softmax(s_tp/τ))``; the patches of lowest ``E0`` whose cumulative mass is ``<= 1 − top_p`` are removed
+    (their scores set to −inf) and the same average of softmaxes is recomputed. Rows sum to 1.
+
+    Args:
+        patch_tokens: raw last-layer patch tokens (CLS dropped) in row-major grid order.
+        grid: ``(rows, cols)`` of the patch grid; None means square (``N`` must be a perfect square).
+        temperature: softmax temperature τ (0.1).
+        top_p: mass of the kept patch set (0.7).
+
+    Returns:
+        ``[B, T, N]`` in the input's floating dtype (float32 for half inputs); computed in float32 or wider.
+    """
+    if patch_tokens.ndim != 4:
+        raise ValueError(
+            f"patch_tokens must be [batch, frames, patches, dim], got {tuple(patch_tokens.shape)}"
+        )
+    B, T, N, D = patch_tokens.shape
+    if grid is None:
+        side = round(N**0.5)
+        grid = (side, side)
+    rows, cols = int(grid[0]), int(grid[1])
+    if rows * cols != N:
+        raise ValueError(f"patch grid {rows}x{cols} does not match {N} patch tokens; pass grid=(rows, cols)")
+    if not 0.0 < top_p <= 1.0 or temperature <= 0:
+        raise ValueError(
+            f"need 0 < top_p <= 1 and temperature > 0, got top_p={top_p}, temperature={temperature}"
+        )
+    work = torch.promote_types(patch_tokens.dtype, torch.float32)
+    F = patch_tokens.to(work)
+    unit = _normalize(F)
+
+    # spatial: mean of the existing up/down/left/right neighbours on the grid
+    g = F.reshape(B, T, rows, cols, D)
+    total = torch.zeros_like(g)
+    count = torch.zeros(rows, cols, 1, dtype=work, device=F.device)
+    total[:, :, 1:] += g[:, :, :-1]
+    count[1:] += 1
+    total[:, :, :-1] += g[:, :, 1:]
+    count[:-1] += 1
+    total[:, :, :, 1:] += g[:, :, :, :-1]
+    count[:, 1:] += 1
+    total[:, :, :, :-1] += g[:, :, :, 1:]
+    count[:, :-1] += 1
+    mean = (total / count.clamp_min(1)).reshape(B, T, N, D)
+    s_sp = (unit - _normalize(mean)).norm(dim=-1)
+
+    # temporal: neighbours in time (ends use their single neighbour)
+    if T == 1:
+        around = F
+    else:
+        inner = (F[:, :-2] + F[:, 2:]) / 2
+        around = torch.cat([F[:, 1:2], inner, F[:, -2:-1]], dim=1)
+    s_tp = (unit - _normalize(around)).norm(dim=-1)
+
+    e0 = 0.5 * ((s_sp / temperature).softmax(-1) + (s_tp / temperature).softmax(-1))
+    sorted_e, order = e0.sort(dim=-1)
+    drop_sorted = sorted_e.cumsum(dim=-1) <= 1.0 - top_p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    s_sp = s_sp.masked_fill(drop, float("-inf"))
+    s_tp = s_tp.masked_fill(drop, float("-inf"))
+    energy = 0.5 * ((s_sp / temperature).softmax(-1) + (s_tp / temperature).softmax(-1))
+    out_dtype = patch_tokens.dtype if patch_tokens.dtype in (torch.float32, torch.float64) else torch.float32
+    return energy.to(out_dtype)
+
+
+def camera_direction_vector(camera_direction: Tensor, batch: int) -> Tensor:
+    """``[B, 2]`` (azimuth, elevation) radians -> ``[B, 3]`` unit vectors (+x front, +y left, +z up)."""
+    if camera_direction.ndim != 2 or camera_direction.shape != (batch, 2):
+        raise ValueError(
+            f"camera_direction must be [{batch}, 2] (azimuth, elevation) radians, got {tuple(camera_direction.shape)}"
+        )
+    return unit_direction(camera_direction[:, 0], camera_direction[:, 1])
+
+
+def check_parts(
+    config: ViSAGeConfig, codec: DiscreteAudioCodec, encoder: VisualEncoder, encoder_name: str
+) -> None:
+    """Raise a ValueError naming the mismatch unless ``codec`` and ``encoder`` fit the network ``config``."""
+    cfg, enc = config, encoder
+    if codec.num_codebooks is None or codec.num_codebooks < cfg.num_codebooks:
+        raise ValueError(
+            f"codec {cfg.codec!r} gives {codec.num_codebooks} codebooks; the network needs {cfg.num_codebooks}"
+        )
+    if (codec.codebook_size, codec.sample_rate, codec.hop_length) != (
+        cfg.codebook_size,
+        cfg.codec_sample_rate,
+        cfg.codec_hop_length,
+    ):
+        raise ValueError(
+            f"codec {cfg.codec!r} (codebook {codec.codebook_size}, {codec.sample_rate} Hz, hop "
+            f"{codec.hop_length}) does not match the network config (codebook {cfg.codebook_size}, "
+            f"{cfg.codec_sample_rate} Hz, hop {cfg.codec_hop_length})"
+        )
+    if enc.embed_dim != cfg.d_visual:
+        raise ValueError(
+            f"encoder {encoder_name!r} gives {enc.embed_dim}-d features; the network takes d_visual={cfg.d_visual}"
+        )
+    if abs(float(enc.output_fps) - cfg.visual_fps) > 1e-6:
+        raise ValueError(
+            f"encoder {encoder_name!r} runs at {enc.output_fps} fps; the network needs visual_fps={cfg.visual_fps}"
+        )
+    if cfg.energy_map_dim:
+        grid = enc.patch_grid
+        if grid is None or grid[0] * grid[1] != cfg.energy_map_dim:
+            raise ValueError(
+                f"encoder {encoder_name!r} has patch grid {grid}; the energy map needs "
+                f"{cfg.energy_map_dim} patches (set the encoder's input size or energy_map_dim)"
+            )
+
+
+def _part_spec(name: str, kwargs: Mapping[str, Any] | None, pretrained: Pretrained) -> dict[str, Any]:
+    return {"name": name, "kwargs": dict(kwargs or {}), "pretrained": pretrained is True}
+
+
+@register_pipeline
+class ViSAGePipeline(GenerationPipeline):
+    """ViSAGe network + codec + visual encoder: video window -> AmbiX FOA ``[B, 4, T]``.
+
+    Args:
+        config: network architecture (a :class:`ViSAGeConfig` or a named config); must be FOA
+            (``num_channels = 4``). Its ``codec`` names the codec.
+        encoder: visual encoder registry name (``clip_vit_b32`` for the released model).
+        encoder_kwargs: encoder options (e.g. ``tiny``'s ``embed_dim``/``input_size``/``fps``).
+        encoder_pretrained: True (official weights; not stored in ``state_dict``), False (random; stored)
+            or a weights path (loaded now; stored).
+        codec_kwargs: codec options besides ``n_quantizers`` (set from the config).
+        codec_pretrained: as ``encoder_pretrained``, for the codec.
+        energy_temperature, energy_top_p: :func:`visual_energy_map` settings.
+        network, codec, visual_encoder: already built parts to use instead of building them (shared,
+            not copied; e.g. the training module's).
+    """
+
+    kind: ClassVar[str] = "visage"
+    output_format: ClassVar[str] = "foa"
+
+    def __init__(
+        self,
+        config: ViSAGeConfig | str = "visage",
+        *,
+        encoder: str = "clip_vit_b32",
+        encoder_kwargs: Mapping[str, Any] | None = None,
+        encoder_pretrained: Pretrained = True,
+        codec_kwargs: Mapping[str, Any] | None = None,
+        codec_pretrained: Pretrained = True,
+        energy_temperature: float = 0.1,
+        energy_top_p: float = 0.7,
+        network: ViSAGe | None = None,
+        codec: DiscreteAudioCodec | None = None,
+        visual_encoder: VisualEncoder | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = get_config(config) if isinstance(config, str) else config
+        if network is not None:
+            cfg = network.config
+        if cfg.num_channels != 4:
+            raise ValueError(
+                f"ViSAGePipeline generates FOA: the network needs num_channels=4, got {cfg.num_channels} "
+                "(a mono stage-1 model is trained, not served; initialise a FOA model from it)"
+            )
+        codec_kwargs = {k: v for k, v in dict(codec_kwargs or {}).items() if k != "n_quantizers"}
+        self.network = network if network is not None else ViSAGe(cfg)
+        self.codec = (
+            codec
+            if codec is not None
+            else create_codec(
+                cfg.codec, pretrained=codec_pretrained, n_quantizers=cfg.num_codebooks, **codec_kwargs
+            )
+        )
+        self.encoder = (
+            visual_encoder
+            if visual_encoder is not None
+            else create_encoder(
+                encoder, pretrained=encoder_pretrained, **{"frozen": True, **(encoder_kwargs or {})}
+            )
+        )
+        self.encoder_name = encoder
+        self.encoder_spec = _part_spec(encoder, encoder_kwargs, encoder_pretrained)
+        if codec_pretrained is not True and hasattr(self.codec, "dac_kwargs"):
+            # the architecture of a codec we trained travels with the config (its weights in the state dict)
+            codec_kwargs = {**self.codec.dac_kwargs, **codec_kwargs}
+        self.codec_spec = _part_spec(cfg.codec, codec_kwargs, codec_pretrained)
+        self.energy_temperature = float(energy_temperature)
+        self.energy_top_p = float(energy_top_p)
+        check_parts(self.network.config, self.codec, self.encoder, encoder)
+        self._register_state_dict_hook(_drop_official_parts)
+        self.register_load_state_dict_pre_hook(_fill_official_parts)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def config(self) -> ViSAGeConfig:
+        """The network's architecture."""
+        return self.network.config
+
+    @property
+    def sample_rate(self) -> int:
+        """Codec sample rate (Hz) of the generated audio."""
+        return int(self.codec.sample_rate)
+
+    @property
+    def clip_seconds(self) -> float:
+        """Window length of one generation pass."""
+        return float(self.config.clip_seconds)
+
+    @property
+    def frame_rates(self) -> dict[str, float]:
+        """The encoder's frame rate, keyed by its name."""
+        return {self.encoder_name: float(self.encoder.fps)}
+
+    # ------------------------------------------------------------------ conditions
+    @torch.no_grad()
+    def encode_video(self, frames: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``visual [B, T, d_visual]`` and ``energy_map [B, T, N]`` (None if unused) of frames ``[B, T, 3, H, W]``."""
+        need_patches = bool(self.config.energy_map_dim)
+        out = self.encoder(frames, patch_tokens=need_patches)
+        visual = out.global_features.clone()  # a plain tensor (the encoder may run in inference mode)
+        if not need_patches:
+            return visual, None
+        energy = visual_energy_map(
+            out.patch_tokens.clone(),
+            self.encoder.patch_grid,
+            temperature=self.energy_temperature,
+            top_p=self.energy_top_p,
+        )
+        return visual, energy
+
+    def direction_input(
+        self, camera_direction: Tensor | None, batch: int, device: torch.device
+    ) -> Tensor | None:
+        """Direction input ``[B, 3]``: the camera's unit vector, or the learned null (unconditional) for None."""
+        if not self.config.use_direction:
+            return None
+        if camera_direction is None:
+            # Feeding the null itself is exactly what dropping the direction does inside the model.
+            return self.network.null_direction.detach().expand(batch, 3).to(device)
+        return camera_direction_vector(camera_direction.to(device), batch)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_from_features(
+        self,
+        visual: Tensor,
+        energy_map: Tensor | None,
+        direction: Tensor | None,
+        *,
+        seed: int | None = None,
+        guidance: Guidance = "joint",
+        guidance_scale: float = 2.5,
+        direction_guidance_scale: float = 2.5,
+        temperature: float = 1.0,
+        top_k: int | None = 256,
+        top_p: float | None = None,
+        do_sample: bool = True,
+    ) -> Tensor:
+        """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction)."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            generator = None
+            if seed is not None:
+                generator = torch.Generator(device=visual.device).manual_seed(int(seed))
+            codes = generate(
+                self.network,
+                visual,
+                energy_map,
+                direction,
+                guidance=guidance,
+                guidance_scale=guidance_scale,
+                direction_guidance_scale=direction_guidance_scale,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=generator,
+            )
+            return codes_to_audio(codes, self.codec, length=self.config.num_samples)
+        finally:
+            self.network.train(was_training)
+
+    def generate(
+        self,
+        frames: Mapping[str, Tensor] | Tensor,
+        *,
+        camera_direction: Tensor | None = None,
+        seed: int | None = None,
+        guidance: Guidance = "joint",
+        guidance_scale: float = 2.5,
+        direction_guidance_scale: float = 2.5,
+        temperature: float = 1.0,
+        top_k: int | None = 256,
+        top_p: float | None = None,
+        do_sample: bool = True,
+    ) -> Tensor:
+        """AmbiX FOA ``[B, 4, clip_seconds * sample_rate]`` for one window of video.
+
+        Args:
+            frames: ``{encoder name: uint8 [B, T, 3, H, W]}`` at ``frame_rates`` with
+                ``T = config.source_length`` (or the tensor itself).
+            camera_direction: ``[B, 2]`` camera (azimuth, elevation) radians in the FOA frame; None uses
+                the learned null direction.
+            seed: seed of the sampling generator (same seed, same audio).
+            guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
+            guidance_scale, direction_guidance_scale: guidance scales (see :func:`generate`).
+            temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).
+        """
+        if isinstance(frames, Mapping) and self.encoder_name not in frames:
+            raise ValueError(f"frames has no {self.encoder_name!r} entry; got keys {sorted(frames)}")
+        video = frames[self.encoder_name] if isinstance(frames, Mapping) else frames
+        if not isinstance(video, Tensor) or video.ndim != 5:
+            raise ValueError("frames must be [batch, time, 3, height, width] video")
+        T = self.config.source_length
+        if video.shape[1] != T:
+            raise ValueError(
+                f"frames has {video.shape[1]} frames; one window is {T} frames "
+                f"({self.clip_seconds} s at {self.config.visual_fps} fps): cut the video into windows"
+            )
+        device = self.network.encoder.visual_proj.weight.device
+        visual, energy = self.encode_video(video.to(device))
+        direction = self.direction_input(camera_direction, video.shape[0], device)
+        return self.generate_from_features(
+            visual,
+            energy,
+            direction,
+            seed=seed,
+            guidance=guidance,
+            guidance_scale=guidance_scale,
+            direction_guidance_scale=direction_guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            do_sample=do_sample,
+        )
+
+    # ------------------------------------------------------------------ config
+    def pipeline_config(self) -> dict[str, Any]:
+        """JSON-able description (network config, encoder/codec names, options, whether official)."""
+        return {
+            "kind": self.kind,
+            "network": self.config.to_dict(),
+            "encoder": dict(self.encoder_spec, kwargs=dict(self.encoder_spec["kwargs"])),
+            "codec": dict(self.codec_spec, kwargs=dict(self.codec_spec["kwargs"])),
+            "energy_map": {"temperature": self.energy_temperature, "top_p": self.energy_top_p},
+        }
+
+    @classmethod
+    def from_pipeline_config(cls, config: Mapping[str, Any]) -> ViSAGePipeline:
+        """Rebuild the architecture; official parts load their weights, the rest wait for ``load_state_dict``."""
+        missing = sorted({"network", "encoder", "codec"} - set(config))
+        if missing or config.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"not a ViSAGe pipeline config (kind {config.get('kind')!r}, missing {missing})")
+        energy = dict(config.get("energy_map", {}))
+        return cls(
+            ViSAGeConfig.from_dict(dict(config["network"])),
+            encoder=config["encoder"]["name"],
+            encoder_kwargs=config["encoder"].get("kwargs"),
+            encoder_pretrained=bool(config["encoder"].get("pretrained", False)),
+            codec_kwargs=config["codec"].get("kwargs"),
+            codec_pretrained=bool(config["codec"].get("pretrained", False)),
+            energy_temperature=float(energy.get("temperature", 0.1)),
+            energy_top_p=float(energy.get("top_p", 0.7)),
+        )
+
+    def official_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes of the parts rebuilt from official weights (left out of ``state_dict``)."""
+        parts = (("encoder.", self.encoder_spec), ("codec.", self.codec_spec))
+        return tuple(prefix for prefix, spec in parts if spec["pretrained"])
+
+
+def _drop_official_parts(module: nn.Module, state_dict: dict, prefix: str, local_metadata: Any) -> None:
+    for part in module.official_prefixes():
+        for key in [k for k in state_dict if k.startswith(prefix + part)]:
+            del state_dict[key]
+
+
+def _fill_official_parts(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    for part in module.official_prefixes():
+        name = part.rstrip(".")
+        for key, value in getattr(module, name).state_dict().items():
+            state_dict.setdefault(f"{prefix}{part}{key}", value)
