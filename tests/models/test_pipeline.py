@@ -1,5 +1,9 @@
 """The pipeline base: abstract interface and registry dispatch."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -47,3 +51,27 @@ def test_errors() -> None:
         build_pipeline({})
     with pytest.raises(UnknownNameError, match="unknown pipeline kind"):
         build_pipeline({"kind": "nope"})
+
+
+def test_builtin_kinds_are_imported_on_demand() -> None:
+    """build_pipeline({"kind": "visage", ...}) works in a fresh process that never imported the model."""
+    from spatialgen.models.visage.pipeline import ViSAGePipeline
+
+    config = ViSAGePipeline(
+        "visage_small",
+        encoder="tiny",
+        encoder_kwargs={"fps": 4.0},
+        encoder_pretrained=False,
+        codec_pretrained=False,
+    )
+    code = (
+        "import json, sys; from spatialgen.models.pipeline import build_pipeline; "
+        "print(type(build_pipeline(json.loads(sys.argv[1]))).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config.pipeline_config())],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "ViSAGePipeline"

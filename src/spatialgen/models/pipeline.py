@@ -8,6 +8,7 @@ frame rates the encoders need (``frame_rates``), decoded by the caller, so a pip
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -87,6 +88,12 @@ class GenerationPipeline(nn.Module, ABC):
 
 PIPELINES: Registry[type[GenerationPipeline]] = Registry("pipeline kind")
 
+# Built-in kinds are imported on first use, so `import spatialgen.models` stays light (no timm/dac).
+_BUILTIN_MODULES = {
+    "visage": "spatialgen.models.visage.pipeline",
+    "visaudio": "spatialgen.models.visaudio.pipeline",
+}
+
 
 def register_pipeline(cls: type[GenerationPipeline]) -> type[GenerationPipeline]:
     """Class decorator: register a pipeline under its ``kind``."""
@@ -99,4 +106,7 @@ def build_pipeline(config: Mapping[str, Any]) -> GenerationPipeline:
     """Rebuild a pipeline from ``pipeline_config()`` output (dispatches on ``config["kind"]``)."""
     if "kind" not in config:
         raise ValueError("pipeline config has no 'kind' entry; it must come from pipeline_config()")
-    return PIPELINES.get(str(config["kind"])).from_pipeline_config(config)
+    kind = str(config["kind"])
+    if kind not in PIPELINES and kind in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[kind])
+    return PIPELINES.get(kind).from_pipeline_config(config)
