@@ -60,7 +60,7 @@ def test_builtin_kinds_are_imported_on_demand() -> None:
     config = ViSAGePipeline(
         "visage_small",
         encoder="tiny",
-        encoder_kwargs={"fps": 4.0},
+        encoder_kwargs={"fps": 4.0, "input_size": (56, 56)},
         encoder_pretrained=False,
         codec_pretrained=False,
     )
