@@ -23,6 +23,7 @@ from spatialgen.models.visaudio.flow import (
 )
 from spatialgen.models.visaudio.latents import BinauralLatentCoder, LatentNormalizer, joint_peak_normalize
 from spatialgen.models.visaudio.network import ViSAudioNet
+from spatialgen.models.visaudio.pipeline import ViSAudioPipeline
 
 __all__ = [
     "VISAUDIO_CONFIGS",
@@ -34,6 +35,7 @@ __all__ = [
     "SpacetimeConditioning",
     "ViSAudioConfig",
     "ViSAudioNet",
+    "ViSAudioPipeline",
     "cfg_velocity",
     "config_from_mmaudio",
     "convert_mmaudio_state_dict",

@@ -1,0 +1,514 @@
+"""``ViSAudioModule``: train ViSAudio (dual-branch conditional flow matching, binaural) with Lightning.
+
+What one training step does (reference/mmaudio.md §2, §10):
+
+1. **Latents.** Ground truth comes as raw ``audio`` (coded here by the frozen mono codec, each ear
+   separately, after a *joint* stereo peak normalisation that keeps the ILD) or as cached ``latents``
+   (``spatialgen data features``). Mono audio/latents (``format: mono``, e.g. VGGSound pretraining) are
+   duplicated to identical left and right targets. Latents are normalised by the network's
+   :class:`~spatialgen.models.visaudio.latents.LatentNormalizer`.
+2. **Visual features** come from the cache (``features`` / ``patch_tokens`` per encoder name) or from
+   the frozen encoders run on ``video`` (resampled by nearest frame to each encoder's rate).
+3. **CFG dropout.** With probability ``cfg_dropout`` a sample's video conditions (CLIP, sync, PE
+   together) are replaced by the learnable null features; ``spatial_dropout`` additionally drops the
+   spatial (PE) condition alone.
+4. **Loss**: per-ear flow-matching MSE with one logit-normal ``t`` per sample and independent noise,
+   summed with ``ear_weights``; ``train/loss_left`` and ``train/loss_right`` are logged.
+
+**Latent normaliser.** At the start of training (``on_train_start``), if the normaliser still holds
+the identity (a fresh network; a resumed or MMAudio-initialised-and-refitted one is left alone), the
+per-channel mean/std are computed from the first ``normalizer_batches`` training batches, pooled over
+clips, both ears and frames (float64 sums, summed over DDP ranks). They live in the network's buffers,
+so they are saved in every checkpoint and in pipeline exports.
+
+**EMA** is the :class:`spatialgen.training.EMA` callback on ``network`` (trainable parameters only;
+frozen encoders and the codec are never copied). Validation then runs on the EMA weights.
+
+**Validation sampling** every ``sample_every_n_epochs`` epochs: the first ``sample_batches`` validation
+batches are generated (``sample_steps`` Euler steps, CFG ``cfg_scale``, fixed seed) and scored against
+the ground truth with ILD error (dB), ITD error (s), left-right confusion and STFT distance
+(``val/ild_error_db``, ``val/itd_error_s``, ``val/lr_confusion``, ``val/stft_distance``). The first clip
+is logged as audio (left/right) and as a spectrogram figure to loggers that take media (TensorBoard:
+``add_audio``/``add_figure``; W&B: ``log_audio``/``log_image``); other loggers get only the numbers.
+
+**Predict** generates binaural audio for ``PredictVideos`` batches (whole videos of any length) and
+returns ``{"clip_id", "audio" [B, 2, T], "lengths", "sample_rate"}``;
+:class:`BinauralPredictionWriter` writes one 2-channel ``[L, R]`` WAV per clip. With
+``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+
+from spatialgen.io import write_audio
+from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDistance
+from spatialgen.models.visaudio.flow import flow_matching_loss
+from spatialgen.models.visaudio.latents import joint_peak_normalize
+from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
+from spatialgen.training.base import SpatialAudioModule
+from spatialgen.training.ema import ema_state_dict_from_checkpoint
+
+__all__ = ["BinauralPredictionWriter", "ViSAudioModule", "plot_binaural_spectrograms"]
+
+
+def plot_binaural_spectrograms(
+    pred: Tensor, target: Tensor | None, sample_rate: int, title: str = "ViSAudio sample"
+) -> Any:
+    """Matplotlib figure of log-magnitude spectrograms: rows generated (/ ground truth), columns L, R."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [("generated", pred)] + ([("ground truth", target)] if target is not None else [])
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9, 2.6 * len(rows)), squeeze=False)
+    n_fft = 512 if sample_rate >= 16000 else 256
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    for r, (label, audio) in enumerate(rows):
+        for c, ear in enumerate(("left", "right")):
+            x = audio[c].detach().cpu().to(torch.float64)
+            spec = torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+            db = 20 * torch.log10(spec.clamp_min(1e-5))
+            ax = axes[r, c]
+            extent = (0.0, x.shape[-1] / sample_rate, 0.0, sample_rate / 2000)
+            ax.imshow(
+                db.numpy(), origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=float(db.max())
+            )
+            ax.set_title(f"{label}: {ear}", fontsize=9)
+            ax.set_xlabel("time (s)", fontsize=8)
+            ax.set_ylabel("kHz", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _as_binaural(x: Tensor, what: str) -> Tensor:
+    """``[B, C, ...]`` with C = 2 as is, C = 1 duplicated to identical L = R (mono pretraining)."""
+    if x.shape[1] == 2:
+        return x
+    if x.shape[1] == 1:
+        return torch.cat((x, x), dim=1)
+    raise ValueError(
+        f"ViSAudio trains on binaural [L, R] (or mono, duplicated) {what}; got {x.shape[1]} channels. "
+        "Set data.format to 'binaural' or 'mono'."
+    )
+
+
+def _require_full(batch: Mapping[str, Any], key: str) -> None:
+    mask = batch.get(key)
+    if isinstance(mask, Tensor) and not bool(mask.all()):
+        raise ValueError(
+            f"ViSAudio needs equal-length clips in a batch ({key} has padding); set data.clip_seconds"
+        )
+
+
+class ViSAudioModule(SpatialAudioModule):
+    """LightningModule for ViSAudio (see the module docstring for the training step).
+
+    Args:
+        config: network size (``S_16k``, ``S_44k``, ``M_44k``, ``L_44k``, ``L_44k_v2``, ``small``, ``tiny``);
+            its latent/visual widths and rates are taken from the codec and encoders.
+        config_overrides: further :class:`~spatialgen.models.visaudio.ViSAudioConfig` fields.
+        audio_codec: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
+            codec_pretrained: load its published weights. (Not named ``codec``: the data module's
+            ``codec`` hyperparameter, a feature-cache option, would clash when Lightning merges them.)
+        clip_encoder, sync_encoder, pe_encoder: encoder registry name per visual role (``tiny`` may fill all).
+        encoder_kwargs: options per encoder name; encoders_pretrained: load published encoder weights
+            (False: random init from ``build_seed``, e.g. ``tiny``).
+        clip_seconds: training clip length and generation window; Lightning refuses a ``data.clip_seconds``
+            that differs (hyperparameter merge), which keeps the two consistent.
+        peak: joint stereo peak of the ground truth before coding (None: off; cached latents as stored).
+        build_seed: seed of the randomly initialised parts (frozen random encoders are rebuilt from it).
+        init_mmaudio: MMAudio network weights (path / ``hf://`` / URL) copied in where shapes agree at
+            the start of ``fit`` (latent statistics are refitted on binaural latents).
+        cfg_dropout: probability of replacing all video conditions by the null features.
+        spatial_dropout: extra probability of dropping only the spatial (PE) condition.
+        ear_weights: loss weights of the (left, right) ears.
+        t_mean, t_std: logit-normal time sampling.
+        normalizer_batches: training batches used to fit the latent normaliser (0: never fit).
+        sample_every_n_epochs: validation sampling period in epochs (0: never).
+        sample_batches: validation batches generated and scored per sampling epoch.
+        sample_steps, cfg_scale, sample_method, sample_seed: sampler settings (validation and predict).
+        predict_with_ema: predict with the EMA weights stored in the checkpoint, when there are any.
+        optimizer, lr_scheduler, lr_interval, compile, max_bad_steps: see :class:`SpatialAudioModule`.
+    """
+
+    def __init__(
+        self,
+        config: str = "small",
+        config_overrides: dict[str, Any] | None = None,
+        audio_codec: str = "stft",
+        codec_kwargs: dict[str, Any] | None = None,
+        codec_pretrained: bool = True,
+        clip_encoder: str = "tiny",
+        sync_encoder: str = "tiny",
+        pe_encoder: str = "tiny",
+        encoder_kwargs: dict[str, dict[str, Any]] | None = None,
+        encoders_pretrained: bool = True,
+        clip_seconds: float = 8.0,
+        peak: float | None = 0.95,
+        build_seed: int = 0,
+        init_mmaudio: str | None = None,
+        cfg_dropout: float = 0.1,
+        spatial_dropout: float = 0.0,
+        ear_weights: tuple[float, float] = (1.0, 1.0),
+        t_mean: float = 0.0,
+        t_std: float = 1.0,
+        normalizer_batches: int = 16,
+        sample_every_n_epochs: int = 1,
+        sample_batches: int = 1,
+        sample_steps: int = 25,
+        cfg_scale: float = 4.5,
+        sample_method: Literal["euler", "heun", "midpoint"] = "euler",
+        sample_seed: int = 0,
+        predict_with_ema: bool = True,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["step", "epoch"] = "step",
+        compile: bool = False,
+        max_bad_steps: int = 10,
+    ) -> None:
+        super().__init__(
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_interval=lr_interval,
+            compile=compile,
+            max_bad_steps=max_bad_steps,
+        )
+        for name, p in (("cfg_dropout", cfg_dropout), ("spatial_dropout", spatial_dropout)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        if len(ear_weights) != 2 or min(ear_weights) < 0:
+            raise ValueError(f"ear_weights must be two non-negative numbers (left, right), got {ear_weights}")
+        if normalizer_batches < 0 or sample_every_n_epochs < 0 or sample_batches < 0 or sample_steps < 1:
+            raise ValueError(
+                "normalizer_batches, sample_every_n_epochs and sample_batches must be >= 0 and sample_steps >= 1"
+            )
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        pipe = ViSAudioPipeline.build(
+            config,
+            codec=audio_codec,
+            codec_kwargs=codec_kwargs,
+            codec_pretrained=codec_pretrained,
+            clip_encoder=clip_encoder,
+            sync_encoder=sync_encoder,
+            pe_encoder=pe_encoder,
+            encoder_kwargs=encoder_kwargs,
+            encoders_pretrained=encoders_pretrained,
+            clip_seconds=clip_seconds,
+            peak=peak,
+            seed=build_seed,
+            sampling={"cfg_scale": cfg_scale, "steps": sample_steps, "method": sample_method},
+            **(config_overrides or {}),
+        )
+        # The pipeline is not a registered submodule: its parts are (network; frozen codec/encoders),
+        # so every weight appears once in state_dict while the pipeline's methods use the same objects.
+        self.__dict__["pipeline"] = pipe
+        self.network = pipe.network
+        self.register_frozen("codec", pipe.codec)
+        for name, enc in pipe.encoders.items():
+            self.register_frozen(f"encoder_{name}", enc)
+        self.init_mmaudio = init_mmaudio
+        self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
+        self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
+        self.t_mean, self.t_std = float(t_mean), float(t_std)
+        self.normalizer_batches = int(normalizer_batches)
+        self.sample_every_n_epochs, self.sample_batches = int(sample_every_n_epochs), int(sample_batches)
+        self.sample_seed = int(sample_seed)
+        self.predict_with_ema = bool(predict_with_ema)
+        sr = pipe.sample_rate
+        self.val_metrics = nn.ModuleDict(
+            {
+                "ild_error_db": ILDError(sr),
+                "itd_error_s": ITDError(sr),
+                "lr_confusion": LeftRightConfusion(sr),
+                "stft_distance": STFTDistance(sr),
+            }
+        )
+        self._checkpoint_ema: dict[str, Tensor] | None = None
+
+    # ------------------------------------------------------------------ inputs
+    def batch_latents(self, batch: Mapping[str, Any], normalize: bool = True) -> Tensor:
+        """Ground-truth latents ``[B, 2, D, F]`` from ``audio`` (coded here) or cached ``latents``.
+
+        ``normalize=False`` gives the codec-scale latents (what the normaliser is fitted on).
+        """
+        norm = self.network.normalizer
+        with torch.no_grad():
+            if "latents" in batch:
+                _require_full(batch, "latents_mask")
+                z = _as_binaural(batch["latents"], "latents").to(norm.mean.dtype)
+                return norm.normalize(z) if normalize else z
+            if "audio" not in batch:
+                raise ValueError("ViSAudio batches need 'audio' (raw source) or 'latents' (feature cache)")
+            _require_full(batch, "audio_mask")
+            audio = _as_binaural(batch["audio"], "audio")
+            z = self.pipeline.encode_audio(audio, int(batch["sample_rate"]), normalize=normalize)
+            return z.to(norm.mean.dtype)
+
+    def batch_features(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Role features (``clip``, ``sync``, ``pe``) from cached features or from ``video`` via the frozen encoders."""
+        pipe = self.pipeline
+        if "features" in batch:
+            feats, patches = batch["features"], batch.get("patch_tokens", {})
+            fps = batch.get("features_fps", {})
+            out = {}
+            for role in ROLES:
+                name = pipe.roles[role]
+                source = patches if role == "pe" else feats
+                if name not in source:
+                    what = "patch_tokens" if role == "pe" else "features"
+                    raise ValueError(f"cached batch has no {what} for encoder {name!r} (role {role!r})")
+                want = pipe.encoders[name].output_fps
+                if name in fps and not math.isclose(float(fps[name]), want, rel_tol=1e-6):
+                    raise ValueError(
+                        f"cached {name!r} features are at {fps[name]} fps; the model needs {want}"
+                    )
+                out[role] = source[name]
+            return out
+        if "video" not in batch:
+            raise ValueError("ViSAudio batches need 'video' (raw source) or cached 'features'")
+        video, fps = batch["video"], float(batch["video_fps"])
+        seconds = video.shape[1] / fps
+        frames = {name: resample_frames(video, fps, rate) for name, rate in pipe.frame_rates.items()}
+        with torch.no_grad():
+            return pipe.encode_video(frames, seconds)
+
+    def cfg_masks(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Per-sample CFG dropout masks ``(drop_all, drop_spatial)``."""
+        r = torch.rand(2, batch_size, device=self.device)
+        return r[0] < self.cfg_dropout, r[1] < self.spatial_dropout
+
+    def compute_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-ear flow-matching loss (weighted sum) with CFG dropout; logs the per-ear terms."""
+        x1 = self.batch_latents(batch)
+        feats = self.batch_features(batch)
+        drop, drop_spatial = self.cfg_masks(x1.shape[0]) if self.training else (None, None)
+        cond = self.pipeline.conditions(feats, x1.shape[-1], drop=drop, drop_spatial=drop_spatial)
+        loss, per_ear = flow_matching_loss(
+            self.network, x1, cond, ear_weights=self.ear_weights, t_mean=self.t_mean, t_std=self.t_std
+        )
+        return loss, {"loss_left": per_ear[0].detach(), "loss_right": per_ear[1].detach()}
+
+    # ------------------------------------------------------------------ fit start
+    def setup(self, stage: str) -> None:
+        """Load MMAudio weights (``init_mmaudio``) before fitting; compile if asked."""
+        if stage == "fit" and self.init_mmaudio:
+            from spatialgen.models.visaudio.convert import load_mmaudio_weights
+
+            report = load_mmaudio_weights(self.network, self.init_mmaudio, load_latent_stats=False)
+            rank_zero_info(f"ViSAudio init from MMAudio ({self.init_mmaudio}): {report.summary()}")
+        super().setup(stage)
+
+    def normalizer_is_identity(self) -> bool:
+        """True while the latent normaliser holds its initial identity statistics (never fitted)."""
+        norm = self.network.normalizer
+        return bool((norm.mean == 0).all() and (norm.std == 1).all())
+
+    @torch.no_grad()
+    def fit_normalizer(self, batches: Sequence[Mapping[str, Any]] | Any, max_batches: int) -> int:
+        """Set the normaliser from up to ``max_batches`` batches (pooled clips x ears x frames); returns the count.
+
+        Sums are float64 and summed over DDP ranks, so every rank gets the same statistics.
+        """
+        norm = self.network.normalizer
+        d = norm.mean.numel()
+        stats = torch.zeros(3, d, dtype=torch.float64, device=self.device)  # n, sum, sum of squares
+        used = 0
+        trainer = self._trainer
+        for batch in batches:
+            if used >= max_batches:
+                break
+            if trainer is not None:
+                batch = trainer.strategy.batch_to_device(batch, self.device)
+            z = self.batch_latents(batch, normalize=False).to(torch.float64)
+            flat = z.transpose(-2, -1).reshape(-1, d)
+            stats[0] += flat.shape[0]
+            stats[1] += flat.sum(0)
+            stats[2] += flat.pow(2).sum(0)
+            used += 1
+        if trainer is not None and trainer.world_size > 1:
+            stats = trainer.strategy.reduce(stats, reduce_op="sum")
+        n = stats[0]
+        if used == 0 or float(n.min()) < 2:
+            raise ValueError("fit_normalizer: no training latents to compute statistics from")
+        mean = stats[1] / n
+        var = ((stats[2] - n * mean.pow(2)) / (n - 1)).clamp_min(0.0)
+        norm.mean.copy_(mean)
+        norm.std.copy_(var.sqrt().clamp_min(1e-5))
+        return used
+
+    def on_train_start(self) -> None:
+        """Fit the latent normaliser on the first training batches unless it is already fitted."""
+        if self.normalizer_batches and self.normalizer_is_identity():
+            used = self.fit_normalizer(self.trainer.train_dataloader, self.normalizer_batches)
+            rank_zero_info(f"ViSAudio: latent normaliser fitted on {used} training batches")
+
+    # ------------------------------------------------------------------ validation
+    def _sampling_epoch(self) -> bool:
+        trainer = self._trainer
+        if trainer is None or trainer.sanity_checking or not self.sample_every_n_epochs:
+            return False
+        return (trainer.current_epoch + 1) % self.sample_every_n_epochs == 0
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Validation loss; on sampling epochs also generate, score and log media for the first batches."""
+        loss = super().validation_step(batch, batch_idx)
+        if self._sampling_epoch() and batch_idx < self.sample_batches:
+            self._sample_and_score(batch, batch_idx)
+        return loss
+
+    @torch.no_grad()
+    def _reference_audio(self, batch: Mapping[str, Any], length: int) -> Tensor:
+        pipe = self.pipeline
+        if "audio" in batch:
+            ref = _as_binaural(batch["audio"], "audio").float()
+        else:
+            ref = pipe.codec.decode_latents(_as_binaural(batch["latents"], "latents"), length=length).float()
+        return joint_peak_normalize(ref, pipe.peak) if pipe.peak is not None else ref
+
+    def _sample_and_score(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        pipe = self.pipeline
+        feats = self.batch_features(batch)
+        latent_len = self.batch_latents(batch).shape[-1]
+        seconds = latent_len * pipe.codec.hop_length / pipe.sample_rate
+        if "audio" in batch:
+            seconds = batch["audio"].shape[-1] / pipe.sample_rate
+        pred = pipe.generate_from_features(feats, seconds=seconds, seed=self.sample_seed + batch_idx)
+        ref = self._reference_audio(batch, pred.shape[-1])[..., : pred.shape[-1]]
+        for metric in self.val_metrics.values():
+            metric.update(pred.to(ref), ref)
+        if batch_idx == 0 and self.trainer.is_global_zero:
+            self._log_media(pred[0], ref[0])
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the sampled-audio metrics (only when something was sampled; NaN values are skipped)."""
+        for key, metric in self.val_metrics.items():
+            if not metric.update_called:
+                continue
+            if isinstance(metric, LeftRightConfusion) and float(metric.decisive) == 0:
+                metric.reset()
+                continue
+            value = metric.compute()
+            metric.reset()
+            if bool(torch.isfinite(value)):
+                self.log(f"val/{key}", value.float(), sync_dist=False)
+
+    def _log_media(self, pred: Tensor, ref: Tensor) -> None:
+        """Audio (per ear) and spectrogram figure to every logger that takes media."""
+        sr, step = self.pipeline.sample_rate, self.global_step
+        fig = None
+        for logger in self.loggers:
+            exp = getattr(logger, "experiment", None)
+            if hasattr(exp, "add_audio") and hasattr(exp, "add_figure"):  # TensorBoard
+                fig = fig or plot_binaural_spectrograms(pred, ref, sr, f"step {step}")
+                for c, ear in enumerate(("left", "right")):
+                    exp.add_audio(
+                        f"val/sample_{ear}", pred[c : c + 1].clamp(-1, 1).cpu(), step, sample_rate=sr
+                    )
+                exp.add_figure("val/spectrogram", fig, step, close=False)
+            elif hasattr(logger, "log_audio") and hasattr(logger, "log_image"):  # Weights & Biases
+                fig = fig or plot_binaural_spectrograms(pred, ref, sr, f"step {step}")
+                logger.log_audio(
+                    "val/sample", [pred.T.clamp(-1, 1).cpu().numpy()], step=step, sample_rate=[sr]
+                )
+                logger.log_image("val/spectrogram", [fig], step=step)
+        if fig is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+
+    # ------------------------------------------------------------------ predict
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the checkpoint's EMA weights (if any) for prediction."""
+        super().on_load_checkpoint(checkpoint)
+        try:
+            self._checkpoint_ema = ema_state_dict_from_checkpoint(checkpoint)
+        except ValueError:
+            self._checkpoint_ema = None
+
+    def on_predict_start(self) -> None:
+        """Swap in the checkpoint's EMA weights when ``predict_with_ema``."""
+        if self.predict_with_ema and self._checkpoint_ema is not None:
+            self.network.load_state_dict(self._checkpoint_ema)
+            self._checkpoint_ema = None
+
+    @torch.no_grad()
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Binaural audio for whole videos: ``{"clip_id", "audio" [B, 2, T], "lengths" [B], "sample_rate"}``."""
+        pipe = self.pipeline
+        feats = self.batch_features(batch)
+        if "video" in batch:
+            fps = float(batch["video_fps"])
+            seconds = batch["video"].shape[1] / fps
+            frames = batch.get("video_mask")
+            counts = (
+                frames.sum(1)
+                if frames is not None
+                else torch.full((len(feats["clip"]),), batch["video"].shape[1])
+            )
+            lengths = [round(int(n) / fps * pipe.sample_rate) for n in counts]
+        else:
+            seconds = pipe.clip_seconds
+            lengths = [pipe.num_samples()] * feats["clip"].shape[0]
+        audio = pipe.generate_from_features(feats, seconds=seconds, seed=self.sample_seed + batch_idx)
+        ids = batch.get("clip_id", [f"clip_{batch_idx:05d}_{i}" for i in range(audio.shape[0])])
+        return {"clip_id": list(ids), "audio": audio, "lengths": lengths, "sample_rate": pipe.sample_rate}
+
+    # ------------------------------------------------------------------ export
+    def export_pipeline(self, ema: Mapping[str, Tensor] | None = None) -> ViSAudioPipeline:
+        """A standalone :class:`ViSAudioPipeline` (copy) with this module's weights, or the given EMA network weights."""
+        pipe = ViSAudioPipeline.from_pipeline_config(self.pipeline.pipeline_config())
+        pipe.load_export_state_dict(self.pipeline.export_state_dict())
+        if ema is not None:
+            pipe.network.load_state_dict(dict(ema))
+        return pipe.to(self.device).eval()
+
+
+class BinauralPredictionWriter(BasePredictionWriter):
+    """Writes each predicted clip as a 2-channel ``[L, R]`` WAV ``<output_dir>/<clip_id>.wav``.
+
+    A clip id met again in the same run (e.g. several ``.../video.mp4``) gets ``_1``, ``_2``, ... appended.
+
+    Args:
+        output_dir: folder for the files (created).
+        subtype: libsndfile subtype (``FLOAT`` keeps generated peaks above 1.0; ``PCM_16`` clips them).
+    """
+
+    def __init__(self, output_dir: str = "predictions", subtype: str = "FLOAT") -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.subtype = subtype
+        self._seen: dict[str, int] = {}
+
+    def write_on_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        """Write the batch's clips (cropped to each video's length)."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        sr = int(prediction["sample_rate"])
+        for clip_id, audio, n in zip(
+            prediction["clip_id"], prediction["audio"], prediction["lengths"], strict=True
+        ):
+            count = self._seen.get(clip_id, 0)
+            self._seen[clip_id] = count + 1
+            name = f"{clip_id}_{count}" if count else str(clip_id)
+            write_audio(self.output_dir / f"{name}.wav", audio[:, :n].float().cpu(), sr, subtype=self.subtype)
