@@ -96,6 +96,12 @@ def _evaluate(argv: Sequence[str]) -> int:
     return evaluate_main(list(argv))
 
 
+def _export(argv: Sequence[str]) -> int:
+    from spatialgen.hub.export import main as export_main
+
+    return export_main(list(argv))
+
+
 def _generate(argv: Sequence[str]) -> int:
     from spatialgen.generate import main as generate_main
     from zoo import load_pretrained  # the only place below src/ that resolves zoo names
@@ -109,6 +115,7 @@ TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "demo": ("run the end-to-end demo on synthetic data", _demo),
     "generate": ("spatial audio (FOA/binaural WAV + .mp4) for video files with a zoo model", _generate),
     "evaluate": ("score generated audio against ground truth (spatial, binaural, FD/KL/IS)", _evaluate),
+    "export": ("Lightning checkpoint -> Hub export (safetensors + config + model card) [--push-to]", _export),
 }
 
 

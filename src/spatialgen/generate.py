@@ -52,6 +52,9 @@ class GenerateOptions:
     hrir: str = "spherical-head"
     sampling: dict | None = None
 
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+
 
 def plan_windows(duration: float, window: float, overlap: float) -> list[float]:
     """Start times (s) of the generation windows covering ``[0, duration]``; see the module docstring."""
@@ -112,8 +115,9 @@ def _window_frames(
     return frames
 
 
-def generate_video(video: Path, pipeline: GenerationPipeline, options: GenerateOptions) -> list[Path]:
+def generate_video(video: Path | str, pipeline: GenerationPipeline, options: GenerateOptions) -> list[Path]:
     """Generate spatial audio for one video and write the requested files; returns their paths."""
+    video = Path(video)
     if options.format not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.format!r}")
     if pipeline.output_format == "binaural" and options.format == "foa":
@@ -204,7 +208,13 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
     args = build_parser().parse_args(list(argv))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:
-        pipeline = load_model(args.model).to(device).eval()
+        pipeline = load_model(args.model)
+        if not isinstance(pipeline, GenerationPipeline):
+            raise SpatialgenError(
+                f"--model {args.model!r} is a bare {type(pipeline).__name__} network, not a generation "
+                "pipeline (e.g. the mono pretraining stage); pick a FOA or binaural model"
+            )
+        pipeline = pipeline.to(device).eval()
         sampling = {}
         if args.cfg_scale is not None:
             sampling["cfg_scale"] = args.cfg_scale
