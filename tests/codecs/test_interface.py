@@ -26,7 +26,10 @@ _CACHE: dict[str, AudioCodec] = {}
 
 
 def small(name: str) -> AudioCodec:
-    """Random-init codec, built once per session (construction dominates test time)."""
+    """Random-init (or, for k-means codecs, quickly fitted) codec, built once per session."""
+    if name not in _CACHE and name == "stft_vq":  # an unfitted k-means codec refuses to encode
+        noise = 0.1 * torch.randn(2, 4, 8000, generator=torch.Generator().manual_seed(0))
+        _CACHE[name] = create_codec(name, shape_size=16).fit(noise, iters=2)
     if name not in _CACHE:
         _CACHE[name] = create_codec(name, pretrained=False)
     return _CACHE[name]

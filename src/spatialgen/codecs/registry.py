@@ -43,3 +43,11 @@ def create_codec(name: str, pretrained: bool | str | os.PathLike = False, **kwar
 def list_codecs(pattern: str = "*") -> list[str]:
     """Sorted registered codec names matching the shell-style glob ``pattern``."""
     return CODECS.list(pattern)
+
+
+@register_codec("stft_vq")
+def _stft_vq_factory(pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> AudioCodec:
+    """Gain–shape residual-VQ STFT codec fitted by k-means (:mod:`spatialgen.codecs.stft_vq`)."""
+    from spatialgen.codecs.stft_vq import create_stft_vq_codec  # lazy: keeps `python -m ...stft_vq` clean
+
+    return create_stft_vq_codec(pretrained, **kwargs)
