@@ -136,3 +136,13 @@ def test_synthetic_recipe_learns_the_side(tmp_path):
     print(f"left/right confusion on {int(decisive.sum())} lateral held-out clips: {rate:.1%}")
     assert int(decisive.sum()) >= 12
     assert rate < 0.3
+
+
+@pytest.mark.slow
+def test_finetune_recipe_runs_unchanged_under_ddp(visaudio_synthetic_root, tmp_path):  # noqa: F811
+    """The finetune recipe with only `--trainer.strategy/devices` changed trains on 2 CPU processes (gloo)."""
+    args = ["fit", "--config", str(RECIPES / "visaudio_finetune.yaml"), *SMALL,
+            f"--data.init_args.root={visaudio_synthetic_root}", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.strategy=ddp_spawn", "--trainer.devices=2", "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main([a for a in args if a != "--trainer.devices=1"]) == 0
