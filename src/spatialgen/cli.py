@@ -7,7 +7,6 @@ User errors (:class:`~spatialgen.errors.SpatialgenError`) print one line, withou
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -43,15 +42,9 @@ def lightning_cli(args: Sequence[str] | None = None, prog: str = PROG) -> None:
 
 
 def _demo(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"{PROG} demo", description="Run the end-to-end demo.")
-    parser.add_argument("--out", default="demo_out", help="output folder")
-    parser.parse_args(list(argv))
-    print(
-        "spatialgen demo: the end-to-end demo (synthetic data -> train ViSAGe/ViSAudio -> generate -> "
-        "evaluate) is not built yet; it lands with the end-to-end issue. The DSP core is available: "
-        "see README.md."
-    )
-    return 0
+    from spatialgen.demo import main as demo_main
+
+    return demo_main(list(argv))
 
 
 def _synth(argv: Sequence[str]) -> int:
