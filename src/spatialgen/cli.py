@@ -59,6 +59,12 @@ def _biaudio(argv: Sequence[str]) -> int:
     return main_biaudio(list(argv))
 
 
+def _fit_codec(argv: Sequence[str]) -> int:
+    from spatialgen.data.codec_fit import main as fit_codec_main
+
+    return fit_codec_main(list(argv))
+
+
 def _features(argv: Sequence[str]) -> int:
     from spatialgen.data.cli import main_features
 
@@ -69,6 +75,7 @@ def _features(argv: Sequence[str]) -> int:
 DATA_TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "synth": ("generate the synthetic 360° dataset (video, FOA, binaural, ground truth)", _synth),
     "biaudio": ("render perspective clips + rotated FOA + binaural from 360° videos with FOA", _biaudio),
+    "fit-codec": ("fit the stft_vq codec's k-means codebooks on a dataset's FOA (seconds)", _fit_codec),
     "features": ("precompute visual features and audio codes/latents into a sharded cache", _features),
 }
 
@@ -104,7 +111,7 @@ def _generate(argv: Sequence[str]) -> int:
 
 # name -> (one-line help, handler taking the remaining argv and returning an exit code)
 TOOLS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
-    "data": ("dataset tools: synth, biaudio, features", _data),
+    "data": ("dataset tools: synth, biaudio, features, fit-codec", _data),
     "demo": ("run the end-to-end demo on synthetic data", _demo),
     "generate": ("spatial audio (FOA/binaural WAV + .mp4) for video files with a zoo model", _generate),
     "evaluate": ("score generated audio against ground truth (spatial, binaural, FD/KL/IS)", _evaluate),

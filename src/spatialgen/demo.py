@@ -185,10 +185,10 @@ def train_visaudio(s: DemoSettings, data: Path) -> Path:
 
 def fit_codec(s: DemoSettings, data: Path) -> Path:
     """Step 3a: the ``stft_vq`` codec fitted on the training clips' FOA; returns its folder."""
-    from spatialgen.codecs.stft_vq import fit_from_dataset
+    from spatialgen.data.codec_fit import fit_stft_vq
 
     out = s.out / "codec"
-    fit_from_dataset(
+    fit_stft_vq(
         data, out, split="train", codebook_size=s.codebook_size, num_codebooks=4, seed=s.seed, iters=10
     )
     return out

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from spatialgen.codecs import create_codec, list_codecs
-from spatialgen.codecs.stft_vq import STFTVQCodec, fit_from_dataset, load_stft_vq_codec, main
+from spatialgen.codecs.stft_vq import STFTVQCodec, load_stft_vq_codec
+from spatialgen.data.codec_fit import fit_stft_vq, main
 from spatialgen.data.synthetic import generate_dataset
 from spatialgen.data.synthetic.sounds import get_sound_class, list_sound_classes
 from spatialgen.errors import SpatialgenError
@@ -243,14 +244,14 @@ def test_two_source_mixture_dominant_direction(codec: STFTVQCodec) -> None:
 
 def test_fit_from_dataset_and_cli(tmp_path, capsys) -> None:
     generate_dataset(tmp_path / "data", 3, 0, duration=1.0, progress=False)
-    codec = fit_from_dataset(
+    codec = fit_stft_vq(
         tmp_path / "data", tmp_path / "c", split=None, codebook_size=64, shape_size=16, iters=3
     )
     loaded = create_codec("stft_vq", pretrained=tmp_path / "c")
     assert torch.equal(loaded.codebooks, codec.codebooks) and loaded.codebook_size == 64
-    argv = ["fit", "--data", str(tmp_path / "data"), "--split", "all", "--iters", "2"]
+    argv = ["--data", str(tmp_path / "data"), "--split", "all", "--iters", "2"]
     assert main([*argv, "--out", str(tmp_path / "d"), "--codebook-size", "32", "--num-codebooks", "2"]) == 0
     assert create_codec("stft_vq", pretrained=tmp_path / "d").num_codebooks == 2
     assert main([*argv, "--out", str(tmp_path / "e")]) == 2  # 1024 shapes need more than 3 s of FOA
     assert "at least shape_size=1024 non-silent frames" in capsys.readouterr().err
-    assert main(["fit", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2

@@ -24,19 +24,16 @@ the signed gains differ, and their ratios carry the direction up to the gain ste
 
 Codebooks are fitted by k-means (sign-invariant spherical k-means for stream 0, Euclidean for the
 residuals) on the non-silent frames of training audio (:meth:`STFTVQCodec.fit`,
-:func:`fit_from_dataset`, ``python -m spatialgen.codecs.stft_vq fit --data ROOT --out DIR``) and saved as
+``spatialgen.data.codec_fit.fit_stft_vq``, ``spatialgen data fit-codec --data ROOT --out DIR``) and saved as
 ``model.safetensors`` + ``config.json`` (:meth:`STFTVQCodec.save_pretrained`,
 :func:`load_stft_vq_codec`, ``create_codec("stft_vq", pretrained=DIR)``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +45,7 @@ from spatialgen.codecs.stft import STFTCodec
 from spatialgen.errors import InvalidAudioError, SpatialgenError
 from spatialgen.weights import resolve_weights, sibling_spec
 
-__all__ = ["STFTVQCodec", "create_stft_vq_codec", "fit_from_dataset", "load_stft_vq_codec", "main"]
+__all__ = ["STFTVQCodec", "create_stft_vq_codec", "load_stft_vq_codec"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -159,7 +156,7 @@ class STFTVQCodec(DiscreteAudioCodec):
         if not self.is_fitted:
             raise SpatialgenError(
                 f"codec {self.name!r} is not fitted: call .fit(audio), "
-                "spatialgen.codecs.stft_vq.fit_from_dataset(root, out_dir), or load one with "
+                "spatialgen.data.codec_fit.fit_stft_vq(root, out_dir), or load one with "
                 "create_codec('stft_vq', pretrained=<dir>)"
             )
 
@@ -440,7 +437,7 @@ def create_stft_vq_codec(
     """
     if pretrained is True:
         raise ValueError(
-            "codec 'stft_vq' has no official weights: fit one (python -m spatialgen.codecs.stft_vq fit "
+            "codec 'stft_vq' has no official weights: fit one (spatialgen data fit-codec "
             "--data ROOT --out DIR) and pass pretrained=DIR"
         )
     if pretrained is False or pretrained is None:
@@ -454,89 +451,3 @@ def create_stft_vq_codec(
 
 
 # ------------------------------------------------------------------------------------------ dataset fit
-def fit_from_dataset(
-    root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    n_clips: int | None = None,
-    split: str | None = "train",
-    codebook_size: int = 1024,
-    num_codebooks: int = 4,
-    seed: int = 0,
-    iters: int = 15,
-    max_frames: int | None = 40000,
-    **codec_kwargs: Any,
-) -> STFTVQCodec:
-    """Fit an ``stft_vq`` codec on a synthetic dataset's camera-frame FOA (``foa.wav``) and save it.
-
-    Args:
-        root: dataset root with ``manifest.json`` (``spatialgen data synth``).
-        out_dir: where ``model.safetensors`` + ``config.json`` go.
-        n_clips: use the first ``n_clips`` clips of the split (None: all).
-        split: manifest split to fit on (``None``: every clip).
-        codebook_size, num_codebooks, seed, iters, max_frames: see :class:`STFTVQCodec` and ``fit``.
-        codec_kwargs: other constructor kwargs (``sample_rate``, ``n_fft``, ``hop_length``, ``gain_range_db``).
-    """
-    # Lazy: codecs sit below data in the layering; only this dataset helper reads a manifest.
-    from spatialgen.data.synthetic.metadata import read_manifest
-    from spatialgen.io import read_audio
-
-    manifest = read_manifest(root)
-    clips = manifest.clips if split is None else manifest.split(split)
-    clips = clips if n_clips is None else clips[: int(n_clips)]
-    if not clips:
-        raise ValueError(f"{root}: no clips in split {split!r} to fit on")
-    codec = STFTVQCodec(codebook_size=codebook_size, num_codebooks=num_codebooks, **codec_kwargs)
-    audio = [
-        read_audio(Path(root) / c.path / "foa.wav", channels=4, sample_rate=codec.sample_rate, resample=True)[
-            0
-        ]
-        for c in clips
-    ]
-    codec.fit(audio, iters=iters, max_frames=max_frames, seed=seed)
-    codec.save_pretrained(out_dir)
-    codec.name = "stft_vq"
-    return codec
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m spatialgen.codecs.stft_vq fit --data ROOT --out DIR [...]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spatialgen.codecs.stft_vq", description=__doc__.splitlines()[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fit", help="fit the codebooks on a synthetic dataset's foa.wav and save them")
-    p.add_argument("--data", required=True, help="dataset root (with manifest.json)")
-    p.add_argument("--out", required=True, help="output folder (model.safetensors + config.json)")
-    p.add_argument("--clips", type=int, default=None, help="use at most this many clips")
-    p.add_argument("--split", default="train", help="manifest split, or 'all' (default: train)")
-    p.add_argument("--codebook-size", type=int, default=1024)
-    p.add_argument("--num-codebooks", type=int, default=4)
-    p.add_argument("--shape-size", type=int, default=None, help="entries per shape codebook (default: V)")
-    p.add_argument("--iters", type=int, default=15)
-    p.add_argument("--max-frames", type=int, default=40000)
-    p.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        codec = fit_from_dataset(
-            args.data,
-            args.out,
-            n_clips=args.clips,
-            split=None if args.split == "all" else args.split,
-            codebook_size=args.codebook_size,
-            num_codebooks=args.num_codebooks,
-            seed=args.seed,
-            iters=args.iters,
-            max_frames=args.max_frames,
-            shape_size=args.shape_size,
-        )
-    except (SpatialgenError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"fitted {codec.extra_repr()} in {time.perf_counter() - start:.1f} s -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
