@@ -68,9 +68,16 @@ class EnergyMapAUC(_EnergyMapMetric):
     _key_prefix = "auc_j"
 
     def __init__(
-        self, sample_rate: int = 16000, fps: int | None = None, *, seed: int = 0, **kwargs: Any
+        self,
+        sample_rate: int = 16000,
+        fps: int | None = None,
+        *,
+        beam: str = "visage",
+        seconds: float | None = 5.0,
+        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(sample_rate, fps, **kwargs)
+        super().__init__(sample_rate, fps, beam=beam, seconds=seconds, **kwargs)
         self.seed = seed
 
     def scores(self, pred: Tensor, target: Tensor) -> Tensor:
