@@ -135,6 +135,8 @@ class ViSAudioModule(SpatialAudioModule):
         cfg_dropout: probability of replacing all video conditions by the null features.
         spatial_dropout: extra probability of dropping only the spatial (PE) condition.
         ear_weights: loss weights of the (left, right) ears.
+        diff_weight: weight of an extra MSE on the inter-ear (L − R) velocity difference, the part of the
+            target that carries the side (see :func:`spatialgen.models.visaudio.flow.flow_matching_loss`).
         t_mean, t_std: logit-normal time sampling.
         normalizer_batches: training batches used to fit the latent normaliser (0: never fit).
         sample_every_n_epochs: validation sampling period in epochs (0: never).
@@ -163,6 +165,7 @@ class ViSAudioModule(SpatialAudioModule):
         cfg_dropout: float = 0.1,
         spatial_dropout: float = 0.0,
         ear_weights: tuple[float, float] = (1.0, 1.0),
+        diff_weight: float = 0.0,
         t_mean: float = 0.0,
         t_std: float = 1.0,
         normalizer_batches: int = 16,
@@ -222,6 +225,9 @@ class ViSAudioModule(SpatialAudioModule):
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
         self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
+        if diff_weight < 0:
+            raise ValueError(f"diff_weight must be >= 0, got {diff_weight}")
+        self.diff_weight = float(diff_weight)
         self.t_mean, self.t_std = float(t_mean), float(t_std)
         self.normalizer_batches = int(normalizer_batches)
         self.sample_every_n_epochs, self.sample_batches = int(sample_every_n_epochs), int(sample_batches)
@@ -297,7 +303,13 @@ class ViSAudioModule(SpatialAudioModule):
         drop, drop_spatial = self.cfg_masks(x1.shape[0]) if self.training else (None, None)
         cond = self.pipeline.conditions(feats, x1.shape[-1], drop=drop, drop_spatial=drop_spatial)
         loss, per_ear = flow_matching_loss(
-            self.network, x1, cond, ear_weights=self.ear_weights, t_mean=self.t_mean, t_std=self.t_std
+            self.network,
+            x1,
+            cond,
+            ear_weights=self.ear_weights,
+            diff_weight=self.diff_weight,
+            t_mean=self.t_mean,
+            t_std=self.t_std,
         )
         return loss, {"loss_left": per_ear[0].detach(), "loss_right": per_ear[1].detach()}
 

@@ -156,3 +156,24 @@ def test_sampler_errors(x0):
         sample_ode(gaussian_velocity, x0, method="rk4")
     with pytest.raises(ValueError, match="steps"):
         sample_ode(gaussian_velocity, x0, steps=0)
+
+
+def test_inter_ear_difference_term_matches_its_formula():
+    """``diff_weight`` adds w · mean(((v_L − v_R) − (u_L − u_R))²) to the per-ear loss, u = x1 − noise."""
+
+    class Fixed(torch.nn.Module):  # a "network" whose velocity is known: v = 0.5 · x_t
+        def forward(self, x, t, cond):
+            return 0.5 * x
+
+    gen = torch.Generator().manual_seed(3)
+    x1 = torch.randn(3, 2, 5, 7, generator=gen, dtype=torch.float64)
+    noise = torch.randn(x1.shape, generator=gen, dtype=torch.float64)
+    t = torch.rand(3, generator=gen, dtype=torch.float64)
+    base, per_ear = flow_matching_loss(Fixed(), x1, None, t=t, noise=noise)
+    with_diff, per_ear2 = flow_matching_loss(Fixed(), x1, None, t=t, noise=noise, diff_weight=2.5)
+    xt = (1 - t)[:, None, None, None] * noise + t[:, None, None, None] * x1
+    v, u = 0.5 * xt, x1 - noise
+    expected = 2.5 * ((v[:, 0] - v[:, 1]) - (u[:, 0] - u[:, 1])).pow(2).mean()
+    assert torch.equal(per_ear, per_ear2)
+    assert float(with_diff - base) == pytest.approx(float(expected), rel=1e-12)
+    assert float(base) == pytest.approx(float((v - u).pow(2).mean(dim=(0, 2, 3)).sum()), rel=1e-12)

