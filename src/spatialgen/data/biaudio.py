@@ -46,6 +46,7 @@ from spatialgen.data.synthetic.metadata import (
     write_manifest,
     write_meta,
 )
+from spatialgen.data.synthetic.render import track_geometry
 from spatialgen.errors import InvalidAudioError, MediaError
 from spatialgen.io import (
     audio_info,
@@ -57,7 +58,7 @@ from spatialgen.io import (
     write_video,
 )
 from spatialgen.spatial import binaural, foa, projection
-from spatialgen.spatial.geometry import direction, direction_to_angles, rotation_matrix, world_to_camera
+from spatialgen.spatial.geometry import direction, direction_to_angles
 
 __all__ = ["BiAudioConfig", "Input360", "build_biaudio", "build_clip", "find_360_inputs", "sample_trajectory"]
 
@@ -191,27 +192,21 @@ def _source_tracks(
     yaw, pitch, roll = pose.unbind(-1)
     for src in meta.sources:
         u = _interp_directions(t_in, src.world_az_deg, src.world_el_deg, start + times)
-        cam_az, cam_el = direction_to_angles(world_to_camera(u, rotation_matrix(yaw, pitch, roll)))
-        row, col, on = projection.world_to_pixel(
-            u, yaw, pitch, roll, hfov=math.radians(config.hfov_deg), size=tuple(config.view_size)
+        geometry = track_geometry(
+            u,
+            yaw,
+            pitch,
+            roll,
+            hfov_deg=config.hfov_deg,
+            view_size=tuple(config.view_size),
+            equirect_size=eq_size,
         )
-        eq_row, eq_col = projection.direction_to_equirect_pixel(u, *eq_size)
-        w_az, w_el = direction_to_angles(u)
-        deg = 180.0 / math.pi
         tracks.append(
             SourceTrack(
                 id=src.id,
                 label=src.label,
                 visible=src.visible,
-                world_az_deg=rounded(w_az * deg, 4),
-                world_el_deg=rounded(w_el * deg, 4),
-                camera_az_deg=rounded(cam_az * deg, 4),
-                camera_el_deg=rounded(cam_el * deg, 4),
-                row=rounded(row, 3),
-                col=rounded(col, 3),
-                on_screen=[bool(v) for v in on.tolist()],
-                equirect_row=rounded(eq_row, 3),
-                equirect_col=rounded(eq_col, 3),
+                **geometry,
                 activity=rounded(
                     np.interp(start + times, t_in, np.asarray(src.activity, dtype=np.float64)), 4
                 ),

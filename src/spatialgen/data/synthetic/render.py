@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -223,6 +224,40 @@ def draw_equirect(
     return np.clip(np.round(frames), 0, 255).astype(np.uint8)
 
 
+def track_geometry(
+    u: torch.Tensor,
+    yaw: torch.Tensor,
+    pitch: torch.Tensor,
+    roll: torch.Tensor,
+    *,
+    hfov_deg: float,
+    view_size: tuple[int, int],
+    equirect_size: tuple[int, int],
+) -> dict[str, Any]:
+    """The geometric :class:`SourceTrack` fields of world directions ``u [T, 3]`` seen from per-frame poses.
+
+    World and camera angles (degrees), perspective pixel position and visibility, 360° pixel position;
+    shared by the synthetic generator and the BiAudio builder so both write the same ground truth.
+    """
+    cam_az, cam_el = direction_to_angles(world_to_camera(u, rotation_matrix(yaw, pitch, roll)))
+    row, col, on_screen = projection.world_to_pixel(
+        u, yaw, pitch, roll, hfov=hfov_deg * math.pi / 180, size=tuple(view_size)
+    )
+    eq_row, eq_col = projection.direction_to_equirect_pixel(u, *equirect_size)
+    world_az, world_el = direction_to_angles(u)
+    return {
+        "world_az_deg": rounded(world_az * _RAD2DEG, 4),
+        "world_el_deg": rounded(world_el * _RAD2DEG, 4),
+        "camera_az_deg": rounded(cam_az * _RAD2DEG, 4),
+        "camera_el_deg": rounded(cam_el * _RAD2DEG, 4),
+        "row": rounded(row, 3),
+        "col": rounded(col, 3),
+        "on_screen": [bool(v) for v in on_screen.tolist()],
+        "equirect_row": rounded(eq_row, 3),
+        "equirect_col": rounded(eq_col, 3),
+    }
+
+
 def _source_track(
     i: int, source: SceneSource, scene: Scene, config: SynthConfig, times: np.ndarray, activity: np.ndarray
 ) -> SourceTrack:
@@ -230,26 +265,21 @@ def _source_track(
     az, el = source.path.angles(times)
     u = direction(torch.from_numpy(az), torch.from_numpy(el))
     yaw, pitch, roll = (torch.from_numpy(a) for a in scene.camera.at(times))
-    cam_az, cam_el = direction_to_angles(world_to_camera(u, rotation_matrix(yaw, pitch, roll)))
-    row, col, on_screen = projection.world_to_pixel(
-        u, yaw, pitch, roll, hfov=config.hfov_deg * math.pi / 180, size=tuple(config.view_size)
+    geometry = track_geometry(
+        u,
+        yaw,
+        pitch,
+        roll,
+        hfov_deg=config.hfov_deg,
+        view_size=tuple(config.view_size),
+        equirect_size=tuple(config.equirect_size),
     )
-    eq_row, eq_col = projection.direction_to_equirect_pixel(u, *config.equirect_size)
-    world_az, world_el = direction_to_angles(u)
     cls = get_sound_class(source.label)
     return SourceTrack(
         id=i,
         label=source.label,
         visible=source.visible,
-        world_az_deg=rounded(world_az * _RAD2DEG, 4),
-        world_el_deg=rounded(world_el * _RAD2DEG, 4),
-        camera_az_deg=rounded(cam_az * _RAD2DEG, 4),
-        camera_el_deg=rounded(cam_el * _RAD2DEG, 4),
-        row=rounded(row, 3),
-        col=rounded(col, 3),
-        on_screen=[bool(v) for v in on_screen.tolist()],
-        equirect_row=rounded(eq_row, 3),
-        equirect_col=rounded(eq_col, 3),
+        **geometry,
         activity=rounded(activity, 4),
         shape=cls.shape if source.visible else None,
         colour=list(cls.colour) if source.visible else None,
