@@ -5,18 +5,24 @@ Steps, all into ``--out`` (default ``demo_out``):
 1. ``data/``: a synthetic dataset (train/val/test) of short clips with **one visible source, no
    off-screen distractors and a fixed camera** per clip: the sound's direction is then fully determined
    by the picture, which keeps the task learnable in a few CPU minutes.
-2. ``runs/visaudio``: ViSAudio trained with ``recipes/visaudio_synthetic.yaml`` (LightningCLI ``fit``),
+2. ``encoder/tiny.safetensors``: the small ``tiny`` visual encoder pretrained with
+   ``recipes/visual_direction_synthetic.yaml`` to predict, from one frame, the direction of the sound
+   measured in the training clips' own FOA (no annotation used). Both generative models load it as
+   their frozen visual encoder, as the published models load CLIP / Perception Encoder: a randomly
+   initialised CNN does not know where things are in the picture, and neither model could learn
+   directions on top of it in a few CPU minutes.
+3. ``runs/visaudio``: ViSAudio trained with ``recipes/visaudio_synthetic.yaml`` (LightningCLI ``fit``),
    the recipe patched for the demo's paths, clip length and step count (``recipes/visaudio.yaml`` here).
-3. ``codec/``: the ``stft_vq`` codec fitted by k-means on the training clips' FOA, then
+4. ``codec/``: the ``stft_vq`` codec fitted by k-means on the training clips' FOA, then
    ``runs/visage``: ViSAGe trained on its tokens with ``recipes/visage_synthetic.yaml``.
-4. ``models/{visaudio,visage}``: Hub-style exports (EMA weights) of both, loadable with
+5. ``models/{visaudio,visage}``: Hub-style exports (EMA weights) of both, loadable with
    ``spatialgen generate --model demo_out/models/visaudio``; ``export/{visaudio,visage}-synthetic`` are
    links to them (where the model zoo looks for the demo's models).
-5. ``generated/<model>/<clip_id>/``: audio (.wav) and video (.mp4) for every held-out test clip.
-6. ``eval/<model>/``: ``spatialgen evaluate`` reports, and the direction checks against the
+6. ``generated/<model>/<clip_id>/``: audio (.wav) and video (.mp4) for every held-out test clip.
+7. ``eval/<model>/``: ``spatialgen evaluate`` reports, and the direction checks against the
    ground truth of ``meta.json`` and simple baselines (:func:`binaural_direction_table`,
    :func:`foa_direction_table`).
-7. ``report.md``: settings, timings, the tables, figures and links.
+8. ``report.md``: settings, timings, the tables, figures and links.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class DemoSettings:
     out: Path
     clips: int = 160
     seconds: float = 1.0
+    steps_encoder: int = 1000
     steps_visaudio: int = 300
     steps_visage: int = 800
     codebook_size: int = 256
@@ -141,8 +148,42 @@ def make_dataset(s: DemoSettings) -> Path:
     return root
 
 
-def train_visaudio(s: DemoSettings, data: Path) -> Path:
-    """Step 2: fit ViSAudio from the patched recipe; returns ``last.ckpt``."""
+ENCODER_KWARGS = {"embed_dim": 32, "input_size": [64, 64]}
+
+
+def pretrain_encoder(s: DemoSettings, data: Path) -> Path:
+    """Step 2: the ``tiny`` visual encoder trained on the frame-direction task; returns its weights file."""
+    run = s.out / "runs" / "encoder"
+    weights = s.out / "encoder" / "tiny.safetensors"
+    recipe = _write_recipe(
+        RECIPES / "visual_direction_synthetic.yaml",
+        s.out / "recipes" / "encoder.yaml",
+        {
+            "seed_everything": s.seed,
+            "model": {
+                "init_args": {
+                    "export_path": str(weights),
+                    "lr_scheduler": {"init_args": {"total_steps": s.steps_encoder}},
+                }
+            },
+            "data": {"init_args": {"root": str(data), "progress": not s.quick}},
+            "trainer": {
+                "max_steps": s.steps_encoder,
+                "default_root_dir": str(run),
+                "logger": False,
+                "callbacks": _checkpoint_callbacks(run)[:1],
+                "enable_progress_bar": not s.quick,
+            },
+        },
+    )
+    _fit(recipe)
+    if not weights.is_file():
+        raise FileNotFoundError(f"encoder pretraining did not write {weights}")
+    return weights
+
+
+def train_visaudio(s: DemoSettings, data: Path, encoder: Path) -> Path:
+    """Step 3: fit ViSAudio from the patched recipe on top of ``encoder``; returns ``last.ckpt``."""
     run = s.out / "runs" / "visaudio"
     steps = s.steps_visaudio
     recipe = _write_recipe(
@@ -153,6 +194,8 @@ def train_visaudio(s: DemoSettings, data: Path) -> Path:
             "model": {
                 "init_args": {
                     "clip_seconds": s.seconds,
+                    "encoder_kwargs": {"tiny": {**ENCODER_KWARGS, "fps": 8.0}},
+                    "encoders_pretrained": str(encoder),
                     "sample_every_n_epochs": 0,
                     # the exported pipeline samples with these Euler steps (quick: just prove the wiring)
                     "sample_steps": 2 if s.quick else 10,
@@ -184,7 +227,7 @@ def train_visaudio(s: DemoSettings, data: Path) -> Path:
 
 
 def fit_codec(s: DemoSettings, data: Path) -> Path:
-    """Step 3a: the ``stft_vq`` codec fitted on the training clips' FOA; returns its folder."""
+    """Step 4a: the ``stft_vq`` codec fitted on the training clips' FOA; returns its folder."""
     from spatialgen.data.codec_fit import fit_stft_vq
 
     out = s.out / "codec"
@@ -194,8 +237,8 @@ def fit_codec(s: DemoSettings, data: Path) -> Path:
     return out
 
 
-def train_visage(s: DemoSettings, data: Path, codec_dir: Path) -> Path:
-    """Step 3b: fit ViSAGe on ``stft_vq`` tokens (camera-frame FOA); returns ``last.ckpt``."""
+def train_visage(s: DemoSettings, data: Path, codec_dir: Path, encoder: Path) -> Path:
+    """Step 4b: fit ViSAGe on ``stft_vq`` tokens (camera-frame FOA) on top of ``encoder``; returns ``last.ckpt``."""
     run = s.out / "runs" / "visage"
     recipe = _write_recipe(
         RECIPES / "visage_synthetic.yaml",
@@ -212,6 +255,8 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path) -> Path:
                     },
                     "codec_name": "stft_vq",
                     "codec_pretrained": str(codec_dir),
+                    "encoder_kwargs": {**ENCODER_KWARGS, "fps": 4.0},
+                    "encoder_pretrained": str(encoder),
                     "val_generate_every_n_epochs": 0,
                     "lr_scheduler": {"init_args": {"total_iters": max(1, min(50, s.steps_visage // 4))}},
                 }
@@ -220,6 +265,7 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path) -> Path:
             "data": {
                 "init_args": {
                     "root": str(data),
+                    "video_size": ENCODER_KWARGS["input_size"],
                     "foa_frame": "camera",
                     "rotate_prob": 0.0,
                     "clip_seconds": s.seconds,
@@ -243,7 +289,7 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path) -> Path:
 
 
 def export_model(ckpt: Path, out: Path) -> Path:
-    """Step 4: Hub-style export (EMA weights) of a checkpoint into ``out``."""
+    """Step 5: Hub-style export (EMA weights) of a checkpoint into ``out``."""
     from spatialgen.hub.export import export_checkpoint
 
     if not ckpt.is_file():
@@ -261,7 +307,7 @@ def export_model(ckpt: Path, out: Path) -> Path:
 def generate_tests(
     model_dir: Path, videos: dict[str, Path], out: Path, fmt: str, seed: int
 ) -> dict[str, Path]:
-    """Step 5: generate for every test video into ``out/<clip_id>/``; returns ``{clip_id: folder}``."""
+    """Step 6: generate for every test video into ``out/<clip_id>/``; returns ``{clip_id: folder}``."""
     from spatialgen.generate import GenerateOptions, generate_video
     from spatialgen.hub import load_export
 
@@ -478,7 +524,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_report(s: DemoSettings, res: dict[str, Any]) -> Path:
-    """Step 7: ``out/report.md`` (settings, timings, direction tables, evaluate tables, figures, links)."""
+    """Step 8: ``out/report.md`` (settings, timings, direction tables, evaluate tables, figures, links)."""
     out = s.out
     lines = [
         "# spatialgen demo report",
@@ -490,6 +536,9 @@ def write_report(s: DemoSettings, res: dict[str, Any]) -> Path:
         "",
         f"- dataset: {s.clips} synthetic clips of {s.seconds:g} s (split {SPLITS}), one visible source, no "
         f"distractors, fixed camera per clip (seed {s.seed}); {res['n_test']} test clips",
+        f"- visual encoder: `tiny` CNN pretrained with `recipes/visual_direction_synthetic.yaml` (patched to "
+        f"`{_rel(res['encoder_recipe'], out)}`, {s.steps_encoder} steps) to predict each training frame's "
+        "sound direction measured from the clip's own FOA (no annotation); both models use it frozen",
         f"- ViSAudio: `recipes/visaudio_synthetic.yaml` patched to `{_rel(res['visaudio_recipe'], out)}`, "
         f"{s.steps_visaudio} steps",
         f"- codec: `stft_vq` ({s.codebook_size} codes x 4 streams) fitted on the training FOA",
@@ -572,7 +621,7 @@ def write_report(s: DemoSettings, res: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------------------- driver
 def run_demo(s: DemoSettings) -> Path:
-    """Run the seven steps into ``s.out``; returns the report path."""
+    """Run the eight steps into ``s.out``; returns the report path."""
     from spatialgen.data.synthetic.metadata import read_manifest
 
     s.out.mkdir(parents=True, exist_ok=True)
@@ -587,21 +636,24 @@ def run_demo(s: DemoSettings) -> Path:
     videos = {e.clip_id: data / e.path / "video.mp4" for e in test}
     metas = {e.clip_id: data / e.path / "meta.json" for e in test}
     res["n_test"], res["test_ids"] = len(ids), ids
-    with _Step(s, "2 train ViSAudio"):
-        ckpt = train_visaudio(s, data)
+    with _Step(s, "2 pretrain visual encoder"):
+        encoder = pretrain_encoder(s, data)
+        res["encoder_recipe"] = s.out / "recipes" / "encoder.yaml"
+    with _Step(s, "3 train ViSAudio"):
+        ckpt = train_visaudio(s, data, encoder)
         res["visaudio_recipe"] = s.out / "recipes" / "visaudio.yaml"
         export_model(ckpt, s.out / "models" / "visaudio")
-    with _Step(s, "3 fit stft_vq codec"):
+    with _Step(s, "4 fit stft_vq codec"):
         codec = fit_codec(s, data)
-    with _Step(s, "4 train ViSAGe"):
-        ckpt = train_visage(s, data, codec)
+    with _Step(s, "5 train ViSAGe"):
+        ckpt = train_visage(s, data, codec, encoder)
         res["visage_recipe"] = s.out / "recipes" / "visage.yaml"
         export_model(ckpt, s.out / "models" / "visage")
     gen = s.out / "generated"
-    with _Step(s, "5 generate test clips"):
+    with _Step(s, "6 generate test clips"):
         generate_tests(s.out / "models" / "visaudio", videos, gen / "visaudio", "binaural", s.seed)
         generate_tests(s.out / "models" / "visage", videos, gen / "visage", "both", s.seed)
-    with _Step(s, "6 evaluate"):
+    with _Step(s, "7 evaluate"):
         gt_bin = {c: data / e.path / "binaural.wav" for c, e in zip(ids, test, strict=True)}
         gt_foa = {c: data / e.path / "foa.wav" for c, e in zip(ids, test, strict=True)}
         va = {c: gen / "visaudio" / c / "video.binaural.wav" for c in ids}
@@ -632,6 +684,9 @@ def build_parser(prog: str = "spatialgen demo") -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--clips", type=int, default=None, help="synthetic clips (default 160; --quick 10)")
     p.add_argument("--seconds", type=float, default=1.0, help="clip length in s (default 1)")
+    p.add_argument(
+        "--steps-encoder", type=int, default=None, help="encoder pretraining steps (default 1000; --quick 2)"
+    )
     p.add_argument("--steps-visaudio", type=int, default=None, help="ViSAudio steps (default 300; --quick 2)")
     p.add_argument("--steps-visage", type=int, default=None, help="ViSAGe steps (default 800; --quick 2)")
     p.add_argument("--quick", action="store_true", help="tiny test-size run (seconds)")
@@ -651,6 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=Path(args.out),
         clips=_default(args.clips, 10 if quick else 160),
         seconds=args.seconds,
+        steps_encoder=_default(args.steps_encoder, 2 if quick else 1000),
         steps_visaudio=_default(args.steps_visaudio, 2 if quick else 300),
         steps_visage=_default(args.steps_visage, 2 if quick else 800),
         codebook_size=16 if quick else 256,
@@ -658,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         quick=quick,
     )
-    for name in ("clips", "steps_visaudio", "steps_visage"):
+    for name in ("clips", "steps_encoder", "steps_visaudio", "steps_visage"):
         if getattr(s, name) < 1:
             raise SystemExit(f"spatialgen demo: --{name.replace('_', '-')} must be >= 1")
     if s.seconds < BLOCK_SECONDS:

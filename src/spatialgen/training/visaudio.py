@@ -121,11 +121,13 @@ class ViSAudioModule(SpatialAudioModule):
             its latent/visual widths and rates are taken from the codec and encoders.
         config_overrides: further :class:`~spatialgen.models.visaudio.ViSAudioConfig` fields.
         audio_codec: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
-            codec_pretrained: load its published weights. (Not named ``codec``: the data module's
-            ``codec`` hyperparameter, a feature-cache option, would clash when Lightning merges them.)
+            codec_pretrained: load its published weights (True), random (False) or a weights path.
+            (Not named ``codec``: the data module's ``codec`` hyperparameter, a feature-cache option,
+            would clash when Lightning merges them.)
         clip_encoder, sync_encoder, pe_encoder: encoder registry name per visual role (``tiny`` may fill all).
         encoder_kwargs: options per encoder name; encoders_pretrained: load published encoder weights
-            (False: random init from ``build_seed``, e.g. ``tiny``).
+            (True), random init from ``build_seed`` (False), or one weights file for the encoders (e.g. a
+            ``tiny`` encoder pretrained by ``recipes/visual_direction_synthetic.yaml``).
         clip_seconds: training clip length and generation window; Lightning refuses a ``data.clip_seconds``
             that differs (hyperparameter merge), which keeps the two consistent.
         peak: joint stereo peak of the ground truth before coding (None: off; cached latents as stored).
@@ -152,12 +154,12 @@ class ViSAudioModule(SpatialAudioModule):
         config_overrides: dict[str, Any] | None = None,
         audio_codec: str = "stft",
         codec_kwargs: dict[str, Any] | None = None,
-        codec_pretrained: bool = True,
+        codec_pretrained: bool | str = True,
         clip_encoder: str = "tiny",
         sync_encoder: str = "tiny",
         pe_encoder: str = "tiny",
         encoder_kwargs: dict[str, dict[str, Any]] | None = None,
-        encoders_pretrained: bool = True,
+        encoders_pretrained: bool | str = True,
         clip_seconds: float = 8.0,
         peak: float | None = 0.95,
         build_seed: int = 0,

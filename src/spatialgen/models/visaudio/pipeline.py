@@ -210,7 +210,8 @@ class ViSAudioPipeline(GenerationPipeline):
             codec, codec_kwargs, codec_pretrained: the mono codec (registry name, options, weights).
             clip_encoder, sync_encoder, pe_encoder: registry name per role (the same name shares one encoder).
             encoder_kwargs: options per encoder name (e.g. ``{"tiny": {"embed_dim": 32}}``).
-            encoders_pretrained: load the encoders' published weights (False: random init from ``seed``).
+            encoders_pretrained: load the encoders' published weights (True), random init from ``seed``
+                (False) or a weights file (then stored with the export, recorded as not published).
             clip_seconds: generation window (and nominal training clip length) in seconds.
             peak, seed, sampling: see the class.
             config_overrides: further :class:`ViSAudioConfig` fields (e.g. ``sync_align="index"``).
@@ -224,6 +225,10 @@ class ViSAudioPipeline(GenerationPipeline):
             "encoders": {n: {"kwargs": kw, "pretrained": encoders_pretrained} for n, kw in kwargs.items()},
         }
         codec_m, encoders = cls._build_parts(specs, seed)
+        # A part loaded from a local file is recorded as not published: its weights travel with the
+        # export (export_state_dict), and a rebuild must not look for a file that only exists here.
+        for spec in (specs["codec"], *specs["encoders"].values()):
+            spec["pretrained"] = spec["pretrained"] is True
         base = visaudio_config(config) if isinstance(config, str) else config
         base = base.replace(**config_overrides) if config_overrides else base
         net_cfg = derive_network_config(
