@@ -59,7 +59,7 @@ class DemoSettings:
     clips: int = 160
     seconds: float = 1.0
     steps_encoder: int = 1000
-    steps_visaudio: int = 300
+    steps_visaudio: int = 600
     steps_visage: int = 800
     codebook_size: int = 256
     batch_size: int = 8
@@ -690,7 +690,7 @@ def build_parser(prog: str = "spatialgen demo") -> argparse.ArgumentParser:
     p.add_argument(
         "--steps-encoder", type=int, default=None, help="encoder pretraining steps (default 1000; --quick 2)"
     )
-    p.add_argument("--steps-visaudio", type=int, default=None, help="ViSAudio steps (default 300; --quick 2)")
+    p.add_argument("--steps-visaudio", type=int, default=None, help="ViSAudio steps (default 600; --quick 2)")
     p.add_argument("--steps-visage", type=int, default=None, help="ViSAGe steps (default 800; --quick 2)")
     p.add_argument("--quick", action="store_true", help="tiny test-size run (seconds)")
     p.add_argument("--seed", type=int, default=0)
@@ -710,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clips=_default(args.clips, 10 if quick else 160),
         seconds=args.seconds,
         steps_encoder=_default(args.steps_encoder, 2 if quick else 1000),
-        steps_visaudio=_default(args.steps_visaudio, 2 if quick else 300),
+        steps_visaudio=_default(args.steps_visaudio, 2 if quick else 600),
         steps_visage=_default(args.steps_visage, 2 if quick else 800),
         codebook_size=16 if quick else 256,
         batch_size=2 if quick else 8,

@@ -133,3 +133,31 @@ def test_streaming_split_disjoint_across_ranks_and_workers(synth: Path, tmp_path
     assert one["labels"] == ["0"] and torch.equal(one["audio"], items[0]["audio"])
     with pytest.raises(DatasetError, match="no tar shards"):
         ShardStream(tmp_path / "nothing")
+
+
+def test_features_cli_uses_a_weights_file(synth: Path, tmp_path: Path) -> None:
+    """`spatialgen data features --weights tiny=FILE` caches that encoder's features, not the seeded random one's."""
+    from safetensors.torch import save_file
+
+    from spatialgen.cli import main
+    from spatialgen.encoders import create_encoder
+
+    torch.manual_seed(123)  # weights that differ from the featurizer's seed-0 random init
+    trained = create_encoder("tiny", pretrained=False).eval()
+    save_file(trained.state_dict(), str(tmp_path / "tiny.safetensors"))
+    common = ["data", "features", "--dataset", "synthetic", "--root", str(synth), "--splits", "train"]
+    common += ["--encoders", "tiny", "--random-weights", "--quiet"]
+    assert (
+        main([*common, "--out", str(tmp_path / "w"), "--weights", f"tiny={tmp_path / 'tiny.safetensors'}"])
+        == 0
+    )
+    assert main([*common, "--out", str(tmp_path / "r")]) == 0
+    with_file, seeded = CachedDataset(tmp_path / "w" / "train")[0], CachedDataset(tmp_path / "r" / "train")[0]
+    clip = create_dataset("synthetic", synth, "train", ClipOptions(clip_seconds=None))
+    item = next(clip[i] for i in range(len(clip)) if clip[i]["clip_id"] == with_file["clip_id"])
+    with torch.no_grad():
+        expected = trained(item["video"][None]).global_features[0]
+    torch.testing.assert_close(with_file["features"]["tiny"], expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(seeded["features"]["tiny"], expected, atol=1e-3)
+    assert main([*common, "--out", str(tmp_path / "x"), "--weights", "clip_vit_b32=x.safetensors"]) == 2
+    assert main([*common, "--out", str(tmp_path / "x"), "--weights", "tiny"]) == 2

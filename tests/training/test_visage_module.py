@@ -242,3 +242,36 @@ def test_loss_falls_below_unigram_baseline(root, tmp_path):
     )
     print(f"final train loss {loss:.2f} nats vs unigram baseline {baseline:.2f} nats")
     assert loss < 0.5 * baseline
+
+
+def test_history_dropout_corrupts_only_the_decoder_input():
+    """history_dropout replaces valid input tokens by random codes; targets and missing frames are untouched."""
+    off = _module()
+    codes = torch.randint(0, off.config.codebook_size, (3, 4, off.config.num_codebooks, 20))
+    codes[:, :, :, -3:] = -1  # missing frames
+    assert off.corrupt_history(codes) is None
+    torch.manual_seed(1)  # not 0: that would replay the draws that made `codes`
+    half = _module(history_dropout=0.5).corrupt_history(codes)
+    valid = codes >= 0
+    changed = (half != codes) & valid
+    # a replaced token equals the old one with probability 1/V; ~50 % of the valid tokens change
+    assert 0.4 < changed.sum() / valid.sum() < 0.6
+    assert torch.equal(half[~valid], codes[~valid]) and bool(
+        ((half >= 0) & (half < off.config.codebook_size))[valid].all()
+    )
+    with pytest.raises(ValueError, match="history_dropout"):
+        _module(history_dropout=1.5)
+    # the network: input_codes only changes the history; identical input gives identical logits
+    net = off.network.eval()
+    visual = torch.randn(3, 4, net.config.d_visual)
+    energy = torch.rand(3, 4, net.config.energy_map_dim) if net.config.energy_map_dim else None
+    direction = torch.nn.functional.normalize(torch.randn(3, 3), dim=-1)
+    codes = codes.clamp_min(0)
+    with torch.no_grad():
+        plain = net(visual, codes, energy, direction).logits
+        same = net(visual, codes, energy, direction, input_codes=codes.clone()).logits
+        other = net(visual, codes, energy, direction, input_codes=codes.roll(1, 0)).logits
+    torch.testing.assert_close(same, plain, rtol=0, atol=0)
+    assert not torch.allclose(other, plain)
+    with pytest.raises(ValueError, match="input_codes"):
+        net(visual, codes, energy, direction, input_codes=codes[:2])

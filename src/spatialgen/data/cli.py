@@ -86,6 +86,22 @@ def main_biaudio(argv: Sequence[str] | None = None) -> int:
     return _run(run, prog)
 
 
+def _weights(specs: list[str], parts: list[str | None]) -> dict[str, str]:
+    """``["NAME=PATH", ...]`` -> ``{NAME: PATH}``; NAME must be one of ``parts``."""
+    out = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(
+                f"--weights {spec!r}: use NAME=PATH, e.g. tiny=runs/visual_direction/tiny.safetensors"
+            )
+        if name not in parts:
+            known = ", ".join(p for p in parts if p) or "none"
+            raise ValueError(f"--weights {spec!r}: {name!r} is not among --encoders/--codec ({known})")
+        out[name] = path
+    return out
+
+
 def main_features(argv: Sequence[str] | None = None) -> int:
     """``spatialgen data features --dataset NAME --root DIR --out DIR --encoders a,b --codec C``."""
     prog = "spatialgen data features"
@@ -113,6 +129,14 @@ def main_features(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="seeded random weights instead of published ones (tests)",
     )
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="weights file for one of the encoders or the codec, e.g. "
+        "tiny=runs/visual_direction/tiny.safetensors (repeatable)",
+    )
     p.add_argument("--device", default="cpu", help="device for the models (cpu)")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (0)")
     p.add_argument("--shard-size", type=int, default=1000, help="clips per shard folder (1000)")
@@ -123,14 +147,22 @@ def main_features(argv: Sequence[str] | None = None) -> int:
     def run() -> None:
         from pathlib import Path
 
+        from spatialgen.codecs import create_codec
         from spatialgen.data.clips import ClipOptions
         from spatialgen.data.features import Featurizer, build_feature_cache
         from spatialgen.data.registry import create_dataset
+        from spatialgen.encoders import create_encoder
 
-        encoders = [e for e in args.encoders.split(",") if e]
+        encoders: list = [e for e in args.encoders.split(",") if e]
+        weights = _weights(args.weights, [*encoders, args.codec])
+        # parts with a weights file are built here; the others by the featurizer (published / seeded random)
+        encoders = [create_encoder(e, pretrained=weights[e]) if e in weights else e for e in encoders]
+        codec = (
+            create_codec(args.codec, pretrained=weights[args.codec]) if args.codec in weights else args.codec
+        )
         featurizer = Featurizer(
             encoders,
-            args.codec,
+            codec,
             pretrained=not args.random_weights,
             patch_tokens=args.patch_tokens,
             device=args.device,

@@ -113,6 +113,10 @@ class ViSAGeModule(SpatialAudioModule):
         visual_dropout: CFG dropout probability of the visual group (CLIP + energy map).
         direction_dropout: CFG dropout probability of the direction.
         dropout_scope: ``batch`` (one draw per micro-batch, official) or ``sample`` (per clip).
+        history_dropout: probability of replacing each token of the decoder's *input* history by a random
+            code while training (targets unchanged; 0 = off, official). Small datasets need it: a decoder
+            that can copy the direction from its own earlier Y/Z/X tokens learns to ignore the video
+            (word dropout against posterior collapse, Bowman et al. 2016).
         init_from_mono: stage-1 checkpoint / export to initialise from (W's tables and heads copied to
             every channel, :func:`~spatialgen.models.visage.init_foa_from_mono`); used at fit start.
         no_decay_norm_and_bias: no weight decay on biases and LayerNorm parameters (official grouping).
@@ -140,6 +144,7 @@ class ViSAGeModule(SpatialAudioModule):
         visual_dropout: float = 0.1,
         direction_dropout: float = 0.1,
         dropout_scope: Literal["batch", "sample"] = "batch",
+        history_dropout: float = 0.0,
         init_from_mono: str | None = None,
         no_decay_norm_and_bias: bool = True,
         val_generate_every_n_epochs: int = 1,
@@ -154,7 +159,11 @@ class ViSAGeModule(SpatialAudioModule):
     ) -> None:
         super().__init__(optimizer, lr_scheduler, lr_interval, compile, max_bad_steps)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        for name, p in (("visual_dropout", visual_dropout), ("direction_dropout", direction_dropout)):
+        for name, p in (
+            ("visual_dropout", visual_dropout),
+            ("direction_dropout", direction_dropout),
+            ("history_dropout", history_dropout),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         if dropout_scope not in ("batch", "sample"):
@@ -345,6 +354,17 @@ class ViSAGeModule(SpatialAudioModule):
         drops = (draws < probs).expand(2, batch_size)
         return drops[0].clone(), drops[1].clone()
 
+    def corrupt_history(self, codes: Tensor) -> Tensor | None:
+        """``codes`` with each valid token replaced by a uniformly random code with ``history_dropout``
+        probability (None when off); missing frames (negative ids) stay missing."""
+        p = float(self.hparams.history_dropout)
+        if p <= 0:
+            return None
+        noise = torch.randint_like(codes, self.config.codebook_size)
+        valid = (codes >= 0) & (codes < self.config.codebook_size)
+        replace = (torch.rand(codes.shape, device=codes.device) < p) & valid
+        return torch.where(replace, noise, codes)
+
     # ------------------------------------------------------------------ loss
     def _forward(
         self, inputs: Mapping[str, Tensor | None], *, dropout: bool
@@ -363,6 +383,7 @@ class ViSAGeModule(SpatialAudioModule):
             inputs["direction"],
             drop_visual=drop_v,
             drop_direction=drop_d,
+            input_codes=self.corrupt_history(codes) if dropout else None,
         )
         loss, per_stream = stream_cross_entropy(
             out.logits, codes, self.stream_weights, label_smoothing=self.hparams.label_smoothing

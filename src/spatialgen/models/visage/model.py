@@ -154,8 +154,13 @@ class ViSAGe(nn.Module):
         *,
         drop_visual: Tensor | None = None,
         drop_direction: Tensor | None = None,
+        input_codes: Tensor | None = None,
     ) -> ViSAGeOutput:
-        """Teacher-forced logits for ``codes [B, C, Q, F]`` (ids in ``[0, V)``; -100 or PAD = missing frame)."""
+        """Teacher-forced logits for ``codes [B, C, Q, F]`` (ids in ``[0, V)``; -100 or PAD = missing frame).
+
+        ``input_codes`` (same shape) replaces ``codes`` as the decoder's *input* history only (e.g. with some
+        tokens corrupted for training); the logits stay aligned with ``codes``.
+        """
         cfg = self.config
         if codes.ndim != 4 or codes.shape[1:3] != (cfg.num_channels, cfg.num_codebooks):
             raise ValueError(
@@ -165,7 +170,9 @@ class ViSAGe(nn.Module):
         memory = self.encode(
             visual, energy_map, direction, drop_visual=drop_visual, drop_direction=drop_direction
         )
-        sequence, _ = self.pattern.build(codes, cfg.pad_token)
+        if input_codes is not None and input_codes.shape != codes.shape:
+            raise ValueError(f"input_codes {tuple(input_codes.shape)} must match codes {tuple(codes.shape)}")
+        sequence, _ = self.pattern.build(codes if input_codes is None else input_codes, cfg.pad_token)
         hidden = self.decode(sequence, memory)
         # Each stream's logits only where it has tokens: gather [B, K, F, d] instead of all heads everywhere.
         pos = self.pattern.positions(F_, codes.device)  # [K, F]
