@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spatialgen.data.augment import Augment, rotate_foa_yaw, swap_binaural
+from spatialgen.data.augment import Augment, mirror_foa, rotate_foa_yaw, swap_binaural
 from spatialgen.data.collate import collate_items
 from spatialgen.spatial import doa
 
@@ -71,6 +71,32 @@ def test_binaural_swap_mirrors_audio_and_video() -> None:
         swap_binaural(_foa_item(0, 0, (0, 0)))
     with pytest.raises(ValueError, match="FOA"):
         rotate_foa_yaw(item, 1.0)
+
+
+@pytest.mark.parametrize(("az", "el", "cam"), [(40.0, 10.0, (0.0, 0.0)), (-120.0, -25.0, (35.0, 5.0))])
+def test_foa_mirror_moves_the_source_to_the_other_side(
+    az: float, el: float, cam: tuple[float, float]
+) -> None:
+    """Mirror y -> -y: the DOA's azimuth changes sign, elevation stays, picture and camera label mirror too."""
+    item = _foa_item(az, el, cam)
+    out = mirror_foa(item)
+    a, e = doa.intensity_doa(out["audio"].double(), SR)
+    assert math.degrees(float(a)) == pytest.approx(-az, abs=0.5)
+    assert math.degrees(float(e)) == pytest.approx(el, abs=0.5)
+    for ch in (0, 2, 3):  # W, Z, X are even in y
+        assert torch.equal(out["audio"][ch], item["audio"][ch])
+    assert torch.equal(out["video"], item["video"].flip(-1))
+    assert float(out["camera_direction"][0]) == pytest.approx(-math.radians(cam[0]))
+    assert float(out["camera_direction"][1]) == pytest.approx(math.radians(cam[1]))
+    assert torch.equal(out["camera_pose"][:, 0], -item["camera_pose"][:, 0])
+    back = mirror_foa(out)
+    assert torch.equal(back["audio"], item["audio"]) and torch.equal(back["video"], item["video"])
+    # Augment(swap_prob) mirrors FOA items (it swaps the ears of binaural ones)
+    assert Augment(swap_prob=1.0)(item)["audio"][1].equal(-item["audio"][1])
+    with pytest.raises(ValueError, match="FOA"):
+        mirror_foa({**item, "audio_format": "binaural"})
+    with pytest.raises(ValueError, match="cached"):
+        mirror_foa({**item, "codes": torch.zeros(1)})
 
 
 def test_augment_probabilities_and_determinism() -> None:

@@ -5,6 +5,9 @@
   scene relative to the camera is unchanged; the video is untouched (the view is the same, only the
   frame of reference turns). ViSAGe's only rotation is the special case δ = +90° of the label's yaw.
 - :func:`swap_binaural`: swap ``[L, R]`` and flip the video horizontally: a mirrored scene.
+- :func:`mirror_foa`: the same mirror for FOA: negate Y (the left-right dipole) and flip the video.
+  Without it a small dataset lets a model recall each clip's side from its sound alone; with it the
+  same sound comes from both sides and only the picture tells which.
 CFG dropout of conditions is the model's job, not the data's.
 """
 
@@ -19,7 +22,7 @@ import torch
 
 from spatialgen.spatial import foa
 
-__all__ = ["Augment", "rotate_foa_yaw", "swap_binaural"]
+__all__ = ["Augment", "mirror_foa", "rotate_foa_yaw", "swap_binaural"]
 
 
 def _wrap(x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +55,31 @@ def swap_binaural(item: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("swap_binaural needs an item with binaural audio (format='binaural', raw audio)")
     if "features" in item or "codes" in item or "latents" in item:
         raise ValueError("swap_binaural cannot mirror cached features/codes; use source='raw' media")
-    out = dict(item)
+    out = _mirror_labels(item)
     out["audio"] = item["audio"].flip(0)
+    return out
+
+
+def mirror_foa(item: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a FOA ``item`` mirrored left/right (y -> -y): Y negated, video flipped horizontally.
+
+    Works in both frames: a camera-frame field mirrors with its picture; a world-frame field mirrors
+    with the camera label (its azimuth and the pose's yaw and roll change sign).
+    """
+    if item.get("audio_format") != "foa" or "audio" not in item:
+        raise ValueError("mirror_foa needs an item with FOA audio (format='foa', raw audio)")
+    if "features" in item or "codes" in item or "latents" in item:
+        raise ValueError("mirror_foa cannot mirror cached features/codes; use source='raw' media")
+    out = _mirror_labels(item)
+    audio = item["audio"].clone()
+    audio[1] = -audio[1]  # AmbiX [W, Y, Z, X]: Y is the only channel odd in y
+    out["audio"] = audio
+    return out
+
+
+def _mirror_labels(item: dict[str, Any]) -> dict[str, Any]:
+    """Copy of ``item`` with the video flipped horizontally and the camera labels mirrored (audio untouched)."""
+    out = dict(item)
     if "video" in item:
         out["video"] = item["video"].flip(-1)
     if "camera_pose" in item:  # a mirrored camera turns and rolls the other way
@@ -72,7 +98,8 @@ class Augment:
     Args:
         rotate_prob: probability of a FOA yaw rotation (FOA items only).
         rotate_angles_deg: angles to choose from (degrees); ``None`` draws uniformly from [−180, 180).
-        swap_prob: probability of a binaural left/right swap with a horizontal video flip.
+        swap_prob: probability of a left/right mirror with a horizontal video flip: binaural channels
+            swapped (:func:`swap_binaural`), FOA Y negated (:func:`mirror_foa`).
         seed: base seed; draws depend on ``(seed, clip_id, epoch)`` only, so workers agree.
     """
 
@@ -107,6 +134,6 @@ class Augment:
             else:
                 angle = rng.choice(self.rotate_angles_deg)
             item = rotate_foa_yaw(item, math.radians(angle))
-        if fmt == "binaural" and self.swap_prob > 0 and rng.random() < self.swap_prob:
-            item = swap_binaural(item)
+        if fmt in ("binaural", "foa") and self.swap_prob > 0 and rng.random() < self.swap_prob:
+            item = swap_binaural(item) if fmt == "binaural" else mirror_foa(item)
         return item

@@ -139,7 +139,8 @@ class SpatialDataModule(pl.LightningDataModule):
             shuffle_buffer: example shuffle buffer of the streamed training split.
             rotate_prob: probability of a random FOA yaw rotation (label moved with it); raw FOA only.
             rotate_angles_deg: rotation angles to draw from (degrees); None: any angle.
-            swap_prob: probability of a binaural left/right swap with a horizontal video flip; raw only.
+            swap_prob: probability of a left/right mirror with a horizontal video flip (binaural: ears
+                swapped; FOA: Y negated); raw only.
             predict_files: video files for ``predict`` (any length; read whole at ``fps``).
             seed: seed of random crops, augmentation and shuffling.
             pin_memory: DataLoader ``pin_memory``.
