@@ -252,9 +252,7 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path, encoder: Path) ->
                         "codebook_size": s.codebook_size,
                         "codec_sample_rate": 16000,
                         "codec_hop_length": 320,
-                        "energy_map_dim": ENCODER_KWARGS["input_size"][0]
-                        * ENCODER_KWARGS["input_size"][1]
-                        // 64,
+                        "energy_map_dim": 64,  # the 64x64 tiny encoder's 8x8 patch grid
                     },
                     "codec_name": "stft_vq",
                     "codec_pretrained": str(codec_dir),

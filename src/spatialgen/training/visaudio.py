@@ -113,6 +113,18 @@ def _require_full(batch: Mapping[str, Any], key: str) -> None:
         )
 
 
+def _in_order(loader: Any) -> Any:
+    """The training clips in dataset order, for the normaliser: a separate unshuffled loader over the same
+    map-style dataset, so fitting neither depends on the shuffle nor advances the training loader (whose
+    position is part of a resumable checkpoint). Streams (iterable datasets) are read as they come."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None or isinstance(dataset, torch.utils.data.IterableDataset):
+        return loader
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=loader.batch_size, shuffle=False, collate_fn=loader.collate_fn, num_workers=0
+    )
+
+
 class ViSAudioModule(SpatialAudioModule):
     """LightningModule for ViSAudio (see the module docstring for the training step).
 
@@ -366,7 +378,7 @@ class ViSAudioModule(SpatialAudioModule):
     def on_train_start(self) -> None:
         """Fit the latent normaliser on the first training batches unless it is already fitted."""
         if self.normalizer_batches and self.normalizer_is_identity():
-            used = self.fit_normalizer(self.trainer.train_dataloader, self.normalizer_batches)
+            used = self.fit_normalizer(_in_order(self.trainer.train_dataloader), self.normalizer_batches)
             rank_zero_info(f"ViSAudio: latent normaliser fitted on {used} training batches")
 
     # ------------------------------------------------------------------ validation
