@@ -40,6 +40,7 @@ from torch import nn
 
 from spatialgen.codecs.base import DiscreteAudioCodec
 from spatialgen.codecs.registry import register_codec
+from spatialgen.io.audio import atomic_output
 from spatialgen.weights import resolve_weights, sibling_spec
 
 __all__ = [
@@ -279,9 +280,8 @@ def save_dac_codec(codec: DACCodec, directory: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in codec.net.state_dict().items()}
     meta = {"format": "dac", "codec": codec.name, "n_quantizers": str(codec.num_codebooks)}
-    tmp = out / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, out / WEIGHTS_NAME)  # atomic: a crash never leaves a half-written weights file
+    with atomic_output(out / WEIGHTS_NAME) as tmp:  # a crash never leaves a half-written weights file
+        save_file(state, str(tmp), metadata=meta)
     (out / CONFIG_NAME).write_text(json.dumps(codec.dac_kwargs, indent=2, sort_keys=True) + "\n")
     return out
 

@@ -43,6 +43,7 @@ import torch
 from spatialgen.codecs.base import DiscreteAudioCodec
 from spatialgen.codecs.stft import STFTCodec
 from spatialgen.errors import InvalidAudioError, SpatialgenError
+from spatialgen.io.audio import atomic_output
 from spatialgen.weights import resolve_weights, sibling_spec
 
 __all__ = ["STFTVQCodec", "create_stft_vq_codec", "load_stft_vq_codec"]
@@ -296,11 +297,9 @@ class STFTVQCodec(DiscreteAudioCodec):
         self._require_fitted()
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (WEIGHTS_NAME + ".tmp")
-        save_file(
-            {"codebooks": self.codebooks.detach().float().contiguous().cpu()}, str(tmp), {"format": FORMAT}
-        )
-        os.replace(tmp, out / WEIGHTS_NAME)  # atomic: never a half-written weights file
+        codebooks = {"codebooks": self.codebooks.detach().float().contiguous().cpu()}
+        with atomic_output(out / WEIGHTS_NAME) as tmp:  # never a half-written weights file
+            save_file(codebooks, str(tmp), {"format": FORMAT})
         (out / CONFIG_NAME).write_text(json.dumps({"format": FORMAT, **self.codec_config}, indent=2) + "\n")
         return out
 

@@ -376,7 +376,7 @@ class ViSAudioModule(SpatialAudioModule):
         return used
 
     def on_train_start(self) -> None:
-        """Fit the latent normaliser on the first training batches unless it is already fitted."""
+        """Fit the latent normaliser on the first training clips (dataset order) unless it is already fitted."""
         if self.normalizer_batches and self.normalizer_is_identity():
             used = self.fit_normalizer(_in_order(self.trainer.train_dataloader), self.normalizer_batches)
             rank_zero_info(f"ViSAudio: latent normaliser fitted on {used} training batches")

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from spatialgen.encoders import VisualEncoder, create_encoder
+from spatialgen.io.audio import atomic_output
 from spatialgen.training.base import SpatialAudioModule
 
 __all__ = ["DirectionHead", "VisualDirectionModule", "angle_errors_deg"]
@@ -118,9 +119,8 @@ class VisualDirectionModule(SpatialAudioModule):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(state, str(tmp), metadata={"encoder": self.hparams.encoder, "format": "pt"})
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            save_file(state, str(tmp), metadata={"encoder": self.hparams.encoder, "format": "pt"})
         return path
 
     def on_fit_end(self) -> None:
