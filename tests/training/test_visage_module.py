@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from spatialgen.data.datamodule import SpatialDataModule
-from spatialgen.models.visage import ViSAGe, get_config
+from spatialgen.models.visage import ViSAGe, get_config, stream_cross_entropy
 from spatialgen.training import EMA
 from spatialgen.training.visage import AudioPredictionWriter, ViSAGeModule
 from tests.recipes import synthetic_root
@@ -275,3 +275,39 @@ def test_history_dropout_corrupts_only_the_decoder_input():
     assert not torch.allclose(other, plain)
     with pytest.raises(ValueError, match="input_codes"):
         net(visual, codes, energy, direction, input_codes=codes[:2])
+
+
+def test_visual_gain_is_the_loss_increase_with_swapped_pictures(root, tmp_path):
+    """val/visual_gain = CE(next clip's visual inputs) - CE(own), from the network directly; 0 when blind."""
+    torch.manual_seed(0)
+    module = _module().eval()
+    net = module.network.double()  # float64: an untrained network's gain is small but must be exact
+    inputs = {
+        k: (v.double() if v is not None and v.is_floating_point() else v)
+        for k, v in module.prepare_batch(_batch(root)).items()
+    }
+
+    def ce(visual, energy):
+        with torch.no_grad():
+            logits = net(visual, inputs["codes"], energy, inputs["direction"]).logits
+        return stream_cross_entropy(logits, inputs["codes"])[0]
+
+    own = ce(inputs["visual"], inputs["energy_map"])
+    swapped = ce(inputs["visual"].flip(0), inputs["energy_map"].flip(0))  # batch of 2: roll(1) == flip
+    gain = module.visual_gain(inputs)
+    torch.testing.assert_close(gain, swapped - own, rtol=0, atol=1e-10)
+    assert abs(float(gain)) > 1e-7  # an untrained network already reads its memory a little
+    # cut the picture out of the encoder: its memory no longer depends on the clip, the gain is exactly 0
+    with torch.no_grad():
+        net.encoder.visual_proj.weight.zero_()
+        net.encoder.energy_mlp[-1].weight.zero_()
+    assert float(module.visual_gain(inputs).abs()) < 1e-10
+    one = {k: (v[:1] if v is not None else None) for k, v in inputs.items()}
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        module.visual_gain(one)
+    # validation logs it for batches of 2+ clips (the 2 training clips here)
+    trainer = _trainer(tmp_path)
+    metrics = trainer.validate(
+        _module(val_generate_every_n_epochs=0), datamodule=_data(root, val_split="train")
+    )[0]
+    assert "val/visual_gain" in metrics and math.isfinite(metrics["val/visual_gain"])

@@ -422,16 +422,39 @@ class ViSAGeModule(SpatialAudioModule):
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Loss, per-codebook accuracy/perplexity statistics and (every n epochs) generated samples."""
+        """Loss, ``val/visual_gain`` (:meth:`visual_gain`), per-codebook accuracy/perplexity statistics and
+        (every n epochs) generated samples."""
         inputs = self.prepare_batch(batch)
         loss, _, logits = self._forward(inputs, dropout=False)
         codes = inputs["codes"]
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=codes.shape[0])
+        if codes.shape[0] > 1:
+            gain = self.visual_gain(inputs, loss)
+            self.log("val/visual_gain", gain, sync_dist=True, batch_size=codes.shape[0])
         stats = _token_stats(logits.detach(), codes)
         self._val_stats = stats if self._val_stats is None else self._val_stats + stats
         if batch_idx == 0 and self._should_generate():
             self._generate_samples(batch, inputs)
         return loss
+
+    @torch.no_grad()
+    def visual_gain(self, inputs: Mapping[str, Tensor | None], loss: Tensor | None = None) -> Tensor:
+        """How much the picture is worth: the loss (nats) with every clip given the *next* clip's visual
+        inputs (CLIP features and energy map, the batch rolled by one) minus the loss with its own.
+
+        About 0 means the network ignores the video (it recalls directions from the audio tokens or its
+        own Y/Z/X history: the collapse the recipes' learning rate avoids); clearly positive means the
+        picture informs the tokens. Needs a batch of at least 2 different clips.
+        """
+        if inputs["visual"].shape[0] < 2:
+            raise ValueError("visual_gain needs a batch of at least 2 clips (it swaps their pictures)")
+        if loss is None:
+            loss = self._forward(inputs, dropout=False)[0]
+        swapped = dict(inputs)
+        swapped["visual"] = inputs["visual"].roll(1, 0)
+        if inputs["energy_map"] is not None:
+            swapped["energy_map"] = inputs["energy_map"].roll(1, 0)
+        return self._forward(swapped, dropout=False)[0] - loss
 
     def _should_generate(self) -> bool:
         n = self.hparams.val_generate_every_n_epochs
