@@ -60,7 +60,7 @@ class DemoSettings:
     seconds: float = 1.0
     steps_encoder: int = 1000
     steps_visaudio: int = 600
-    steps_visage: int = 800
+    steps_visage: int = 1200
     codebook_size: int = 256
     batch_size: int = 8
     seed: int = 0
@@ -689,7 +689,7 @@ def build_parser(prog: str = "spatialgen demo") -> argparse.ArgumentParser:
         "--steps-encoder", type=int, default=None, help="encoder pretraining steps (default 1000; --quick 2)"
     )
     p.add_argument("--steps-visaudio", type=int, default=None, help="ViSAudio steps (default 600; --quick 2)")
-    p.add_argument("--steps-visage", type=int, default=None, help="ViSAGe steps (default 800; --quick 2)")
+    p.add_argument("--steps-visage", type=int, default=None, help="ViSAGe steps (default 1200; --quick 2)")
     p.add_argument("--quick", action="store_true", help="tiny test-size run (seconds)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -709,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds=args.seconds,
         steps_encoder=_default(args.steps_encoder, 2 if quick else 1000),
         steps_visaudio=_default(args.steps_visaudio, 2 if quick else 600),
-        steps_visage=_default(args.steps_visage, 2 if quick else 800),
+        steps_visage=_default(args.steps_visage, 2 if quick else 1200),
         codebook_size=16 if quick else 256,
         batch_size=2 if quick else 8,
         seed=args.seed,
