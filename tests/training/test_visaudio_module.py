@@ -12,7 +12,7 @@ from spatialgen.data.collate import collate_items
 from spatialgen.data.datamodule import PredictVideos, SpatialDataModule
 from spatialgen.data.registry import create_dataset
 from spatialgen.data.synthetic import generate_dataset
-from spatialgen.models.visaudio.flow import flow_matching_loss
+from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.training import EMA
 from spatialgen.training.visaudio import BinauralPredictionWriter, ViSAudioModule, plot_binaural_spectrograms
 
@@ -227,3 +227,39 @@ def test_predict_writes_two_channel_wavs(fitted, visaudio_synthetic_root, tmp_pa
     audio, sr = sf.read(tmp_path / "pred" / "video.wav", always_2d=True)
     assert sr == SR and audio.shape == (SR, 2)  # 8 frames at 8 fps = 1 s, [L, R]
     assert np.abs(audio).max() > 0
+
+
+def test_visual_gain_is_the_loss_increase_with_swapped_pictures(batch, visaudio_synthetic_root, tmp_path):
+    """val/visual_gain = FM loss(next clip's features) - FM loss(own), same t and noise; 0 for equal pictures."""
+    m = randomize_output_(module()).eval()
+    x1, feats = m.batch_latents(batch), m.batch_features(batch)
+    gen = torch.Generator().manual_seed(3)
+    t = logit_normal_t(2, mean=m.t_mean, std=m.t_std, generator=gen)
+    noise = torch.randn(x1.shape, generator=gen)
+
+    def loss(features):
+        cond = m.pipeline.conditions(features, x1.shape[-1])
+        kwargs = {"ear_weights": m.ear_weights, "diff_weight": m.diff_weight}
+        with torch.no_grad():
+            return flow_matching_loss(m.network, x1, cond, t=t, noise=noise, **kwargs)[0]
+
+    expected = loss({k: v.flip(0) for k, v in feats.items()}) - loss(feats)  # batch of 2: roll(1) == flip
+    gain = m.visual_gain(batch, seed=3)
+    torch.testing.assert_close(gain, expected, rtol=0, atol=1e-6)
+    assert abs(float(gain)) > 1e-4
+    # the same clip twice: swapping the pictures changes nothing
+    ds = create_dataset(
+        "synthetic", visaudio_synthetic_root, "train",
+        ClipOptions(clip_seconds=1.0, sample_rate=SR, fps=8.0, format="binaural"),
+    )  # fmt: skip
+    twice = collate_items([ds[0], ds[0]])
+    assert float(m.visual_gain(twice).abs()) < 1e-7
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        m.visual_gain(collate_items([ds[0]]))
+    # validation logs it for batches of 2+ clips (the 2 training clips here)
+    dm = SpatialDataModule(
+        "synthetic", visaudio_synthetic_root, clip_seconds=1.0, sample_rate=SR, fps=8.0, format="binaural",
+        batch_size=2, val_split="train", test_split=None,
+    )  # fmt: skip
+    metrics = trainer(tmp_path).validate(module(), datamodule=dm)[0]
+    assert "val/visual_gain" in metrics and np.isfinite(metrics["val/visual_gain"])

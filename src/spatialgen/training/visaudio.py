@@ -53,10 +53,10 @@ from torch import Tensor, nn
 
 from spatialgen.io import write_audio
 from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDistance
-from spatialgen.models.visaudio.flow import flow_matching_loss
+from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.models.visaudio.latents import joint_peak_normalize
 from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
-from spatialgen.training.base import SpatialAudioModule
+from spatialgen.training.base import SpatialAudioModule, _batch_size
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 
 __all__ = ["BinauralPredictionWriter", "ViSAudioModule", "plot_binaural_spectrograms"]
@@ -389,11 +389,42 @@ class ViSAudioModule(SpatialAudioModule):
         return (trainer.current_epoch + 1) % self.sample_every_n_epochs == 0
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Validation loss; on sampling epochs also generate, score and log media for the first batches."""
+        """Validation loss and ``val/visual_gain`` (:meth:`visual_gain`); on sampling epochs also generate,
+        score and log media for the first batches."""
         loss = super().validation_step(batch, batch_idx)
+        size = _batch_size(batch) or 0
+        if size > 1:
+            gain = self.visual_gain(batch, seed=batch_idx)
+            self.log("val/visual_gain", gain, sync_dist=True, batch_size=size)
         if self._sampling_epoch() and batch_idx < self.sample_batches:
             self._sample_and_score(batch, batch_idx)
         return loss
+
+    @torch.no_grad()
+    def visual_gain(self, batch: Mapping[str, Any], seed: int = 0) -> Tensor:
+        """How much the picture is worth: the flow-matching loss with every clip given the *next* clip's
+        visual features (all roles, the batch rolled by one) minus the loss with its own, at the same
+        times ``t`` and noise (drawn from ``seed``), so the difference is the pictures' alone.
+
+        About 0 means the network ignores the video; positive means the picture informs the audio. Needs a
+        batch of at least 2 different clips.
+        """
+        x1 = self.batch_latents(batch)
+        if x1.shape[0] < 2:
+            raise ValueError("visual_gain needs a batch of at least 2 clips (it swaps their pictures)")
+        feats = self.batch_features(batch)
+        gen = torch.Generator(device=x1.device).manual_seed(int(seed))
+        t = logit_normal_t(
+            x1.shape[0], mean=self.t_mean, std=self.t_std, generator=gen, device=x1.device, dtype=x1.dtype
+        )
+        noise = torch.randn(x1.shape, generator=gen, device=x1.device, dtype=x1.dtype)
+
+        def loss(features: Mapping[str, Tensor]) -> Tensor:
+            cond = self.pipeline.conditions(features, x1.shape[-1])
+            kwargs = {"ear_weights": self.ear_weights, "diff_weight": self.diff_weight}
+            return flow_matching_loss(self.network, x1, cond, t=t, noise=noise, **kwargs)[0]
+
+        return loss({k: v.roll(1, 0) for k, v in feats.items()}) - loss(feats)
 
     @torch.no_grad()
     def _reference_audio(self, batch: Mapping[str, Any], length: int) -> Tensor:
