@@ -121,6 +121,20 @@ def _checkpoint_callbacks(run: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _trainer_patch(
+    s: DemoSettings, run: Path, steps: int, callbacks: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """The demo's ``trainer`` settings for a run of ``steps`` steps into ``run`` (no logger)."""
+    return {
+        "max_steps": steps,
+        "default_root_dir": str(run),
+        "logger": False,
+        "callbacks": callbacks,
+        "enable_progress_bar": not s.quick,
+        **extra,
+    }
+
+
 def _fit(recipe: Path) -> None:
     from spatialgen.cli import lightning_cli
 
@@ -167,13 +181,7 @@ def pretrain_encoder(s: DemoSettings, data: Path) -> Path:
                 }
             },
             "data": {"init_args": {"root": str(data), "progress": not s.quick}},
-            "trainer": {
-                "max_steps": s.steps_encoder,
-                "default_root_dir": str(run),
-                "logger": False,
-                "callbacks": _checkpoint_callbacks(run)[:1],
-                "enable_progress_bar": not s.quick,
-            },
+            "trainer": _trainer_patch(s, run, s.steps_encoder, _checkpoint_callbacks(run)[:1]),
         },
     )
     _fit(recipe)
@@ -212,14 +220,9 @@ def train_visaudio(s: DemoSettings, data: Path, encoder: Path) -> Path:
                     "batch_size": s.batch_size,
                 }
             },
-            "trainer": {
-                "max_steps": steps,
-                "default_root_dir": str(run),
-                "logger": False,
-                "callbacks": _checkpoint_callbacks(run),
-                "enable_progress_bar": not s.quick,
-                "limit_val_batches": 1 if s.quick else 2,
-            },
+            "trainer": _trainer_patch(
+                s, run, steps, _checkpoint_callbacks(run), limit_val_batches=1 if s.quick else 2
+            ),
         },
     )
     _fit(recipe)
@@ -274,15 +277,14 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path, encoder: Path) ->
                     "seed": s.seed,
                 }
             },
-            "trainer": {
-                "max_epochs": -1,
-                "max_steps": s.steps_visage,
-                "check_val_every_n_epoch": 1000,
-                "default_root_dir": str(run),
-                "logger": False,
-                "callbacks": _checkpoint_callbacks(run),
-                "enable_progress_bar": not s.quick,
-            },
+            "trainer": _trainer_patch(
+                s,
+                run,
+                s.steps_visage,
+                _checkpoint_callbacks(run),
+                max_epochs=-1,
+                check_val_every_n_epoch=1000,
+            ),
         },
     )
     _fit(recipe)

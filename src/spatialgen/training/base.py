@@ -149,11 +149,16 @@ class SpatialAudioModule(pl.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Validation loss, averaged over the epoch and synced across ranks."""
         loss, logs = self.compute_loss(batch)
-        size = _batch_size(batch)
+        self.log_validation_loss(loss, logs, _batch_size(batch))
+        return loss
+
+    def log_validation_loss(
+        self, loss: torch.Tensor, logs: dict[str, torch.Tensor], size: int | None
+    ) -> None:
+        """Log ``val/loss`` and ``val/<key>`` of ``logs`` (epoch means over ``size``-clip batches, synced)."""
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
         for key, value in logs.items():
             self.log(f"val/{key}", value, sync_dist=True, batch_size=size)
-        return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Skip (drop all gradients of) a step with a non-finite loss or gradient; count and log it."""

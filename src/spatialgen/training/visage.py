@@ -114,9 +114,9 @@ class ViSAGeModule(SpatialAudioModule):
         direction_dropout: CFG dropout probability of the direction.
         dropout_scope: ``batch`` (one draw per micro-batch, official) or ``sample`` (per clip).
         history_dropout: probability of replacing each token of the decoder's *input* history by a random
-            code while training (targets unchanged; 0 = off, official). Small datasets need it: a decoder
-            that can copy the direction from its own earlier Y/Z/X tokens learns to ignore the video
-            (word dropout against posterior collapse, Bowman et al. 2016).
+            code while training (targets unchanged; 0 = off, official): word dropout against a decoder that
+            copies the direction from its own earlier Y/Z/X tokens instead of reading the video (Bowman et
+            al. 2016). The synthetic demo does not need it at lr 3e-4 (see ``val/visual_gain``).
         init_from_mono: stage-1 checkpoint / export to initialise from (W's tables and heads copied to
             every channel, :func:`~spatialgen.models.visage.init_foa_from_mono`); used at fit start.
         no_decay_norm_and_bias: no weight decay on biases and LayerNorm parameters (official grouping).

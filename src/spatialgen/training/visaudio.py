@@ -56,7 +56,7 @@ from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDista
 from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.models.visaudio.latents import joint_peak_normalize
 from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
-from spatialgen.training.base import SpatialAudioModule, _batch_size
+from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 
 __all__ = ["BinauralPredictionWriter", "ViSAudioModule", "plot_binaural_spectrograms"]
@@ -312,8 +312,10 @@ class ViSAudioModule(SpatialAudioModule):
 
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-ear flow-matching loss (weighted sum) with CFG dropout; logs the per-ear terms."""
-        x1 = self.batch_latents(batch)
-        feats = self.batch_features(batch)
+        return self._loss(self.batch_latents(batch), self.batch_features(batch))
+
+    def _loss(self, x1: Tensor, feats: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`compute_loss` from latents ``x1`` and role features already taken from the batch."""
         drop, drop_spatial = self.cfg_masks(x1.shape[0]) if self.training else (None, None)
         cond = self.pipeline.conditions(feats, x1.shape[-1], drop=drop, drop_spatial=drop_spatial)
         loss, per_ear = flow_matching_loss(
@@ -389,30 +391,30 @@ class ViSAudioModule(SpatialAudioModule):
         return (trainer.current_epoch + 1) % self.sample_every_n_epochs == 0
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Validation loss and ``val/visual_gain`` (:meth:`visual_gain`); on sampling epochs also generate,
-        score and log media for the first batches."""
-        loss = super().validation_step(batch, batch_idx)
-        size = _batch_size(batch) or 0
-        if size > 1:
-            gain = self.visual_gain(batch, seed=batch_idx)
-            self.log("val/visual_gain", gain, sync_dist=True, batch_size=size)
+        """Validation loss and ``val/visual_gain`` (:meth:`visual_gain`, from the same latents and features);
+        on sampling epochs also generate, score and log media for the first batches."""
+        x1, feats = self.batch_latents(batch), self.batch_features(batch)
+        loss, logs = self._loss(x1, feats)
+        self.log_validation_loss(loss, logs, x1.shape[0])
+        if x1.shape[0] > 1:
+            gain = self.visual_gain(x1, feats, seed=batch_idx)
+            self.log("val/visual_gain", gain, sync_dist=True, batch_size=x1.shape[0])
         if self._sampling_epoch() and batch_idx < self.sample_batches:
             self._sample_and_score(batch, batch_idx)
         return loss
 
     @torch.no_grad()
-    def visual_gain(self, batch: Mapping[str, Any], seed: int = 0) -> Tensor:
+    def visual_gain(self, x1: Tensor, feats: Mapping[str, Tensor], seed: int = 0) -> Tensor:
         """How much the picture is worth: the flow-matching loss with every clip given the *next* clip's
         visual features (all roles, the batch rolled by one) minus the loss with its own, at the same
         times ``t`` and noise (drawn from ``seed``), so the difference is the pictures' alone.
 
-        About 0 means the network ignores the video; positive means the picture informs the audio. Needs a
-        batch of at least 2 different clips.
+        ``x1`` and ``feats`` are :meth:`batch_latents` and :meth:`batch_features` of a batch of at least 2
+        different clips. About 0 means the network ignores the video; positive means the picture informs
+        the audio.
         """
-        x1 = self.batch_latents(batch)
         if x1.shape[0] < 2:
             raise ValueError("visual_gain needs a batch of at least 2 clips (it swaps their pictures)")
-        feats = self.batch_features(batch)
         gen = torch.Generator(device=x1.device).manual_seed(int(seed))
         t = logit_normal_t(
             x1.shape[0], mean=self.t_mean, std=self.t_std, generator=gen, device=x1.device, dtype=x1.dtype
