@@ -97,7 +97,9 @@ class MelFrontEnd(nn.Module):
             config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
         )
         self.register_buffer("mel_basis", basis.float(), persistent=False)
-        self.register_buffer("window", torch.hann_window(config.win_length, device="cpu"), persistent=False)
+        # Kept in float64 and cast at use: float32 runs see MMAudio's float32 window, float64 runs are exact.
+        window = torch.hann_window(config.win_length, dtype=torch.float64, device="cpu")
+        self.register_buffer("window", window, persistent=False)
 
     @property
     def pad(self) -> int:

@@ -34,8 +34,13 @@ __all__ = ["MPConv1d", "MelVAE", "MelVAEConfig"]
 
 
 def pixel_norm(x: torch.Tensor, dim: int | list[int], eps: float = 1e-4) -> torch.Tensor:
-    """``x / (eps + |x| / sqrt(n))`` with the norm over ``dim`` (``n`` its size): unit RMS there."""
-    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=torch.float32)
+    """``x / (eps + |x| / sqrt(n))`` with the norm over ``dim`` (``n`` its size): unit RMS there.
+
+    The norm is taken in at least float32 (MMAudio takes it in float32; float64 stays float64).
+    """
+    norm = torch.linalg.vector_norm(
+        x, dim=dim, keepdim=True, dtype=torch.promote_types(x.dtype, torch.float32)
+    )
     n = x.numel() // norm.numel()
     return x / (eps + norm / math.sqrt(n)).to(x.dtype)
 
@@ -59,7 +64,7 @@ class MPConv1d(nn.Module):
         self.folded = False
 
     def normalized_weight(self) -> torch.Tensor:
-        w = self.weight.to(torch.float32)
+        w = self.weight.to(torch.promote_types(self.weight.dtype, torch.float32))
         fan_in = w[0].numel()
         return (pixel_norm(w, dim=list(range(1, w.ndim))) / math.sqrt(fan_in)).to(self.weight.dtype)
 
