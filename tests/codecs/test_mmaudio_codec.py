@@ -164,6 +164,24 @@ def test_missing_local_files_named(tmp_path: Path) -> None:
         create_codec("mmaudio_vae_tiny", pretrained=tmp_path)
     with pytest.raises(ValueError, match="has no official weights"):
         create_codec("mmaudio_vae_tiny", pretrained=True)
+    with pytest.raises(ValueError, match="give both vae_weights= and vocoder_weights="):
+        create_codec("mmaudio_vae_tiny", vae_weights=tmp_path / "v1-16.pth")
+    with pytest.raises(
+        ValueError, match=r"unknown option.* n_quantizers for codec 'mmaudio_vae_tiny'; valid: vae_weights"
+    ):
+        create_codec("mmaudio_vae_tiny", n_quantizers=4)
+
+
+def test_hub_folder_spec_names_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(
+        WeightsNotFoundError,
+        match=r"hf download me/mine sub/v1-16\.pth.*hf download me/mine sub/best_netG\.pt",
+    ):
+        create_codec("mmaudio_vae_tiny", pretrained="hf://me/mine/sub/")
 
 
 def test_posterior_mean_std_and_sampling() -> None:
@@ -206,7 +224,7 @@ def test_round_trip_on_synthetic_sounds_random_weights() -> None:
 def test_fitted_tiny_vae_reconstructs_synthetic_mels() -> None:
     """A briefly fitted tiny VAE (mean path, 4 channels at 31.25 Hz) reconstructs the log-mels of the
     synthetic classes far better than their per-bin mean: the latent path carries the sounds.
-    (400 Adam steps, ~15-30 s on one CPU thread; measured 6 % of the baseline error.)"""
+    (400 Adam steps, 30-60 s on one busy CPU thread; measured 6 % of the baseline error.)"""
     torch.manual_seed(0)
     codec = create_codec("mmaudio_vae_tiny")
     x = torch.from_numpy(np.stack([synthetic(c, 8192, 16000, seed=3) for c in list_sound_classes()])).float()

@@ -215,10 +215,15 @@ def _weight_specs(
             )
         vae_spec, voc_spec = spec.vae_weights, spec.vocoder_weights
     elif pretrained:
-        folder = Path(pretrained).expanduser()  # the official file names; the 16 kHz ones for test entries
+        # A folder (local or hf://owner/repo[/sub]) holding the official file names (16 kHz ones for tests).
         vae_file = (spec.vae_weights or "v1-16.pth").rpartition("/")[2]
         voc_file = (spec.vocoder_weights or "best_netG.pt").rpartition("/")[2]
-        vae_spec, voc_spec = folder / vae_file, folder / voc_file
+        text = os.fspath(pretrained)
+        if text.startswith(("hf://", "http://", "https://")):
+            vae_spec, voc_spec = f"{text.rstrip('/')}/{vae_file}", f"{text.rstrip('/')}/{voc_file}"
+        else:
+            folder = Path(text).expanduser()
+            vae_spec, voc_spec = folder / vae_file, folder / voc_file
     else:
         vae_spec = voc_spec = None
     vae_spec = vae_weights if vae_weights is not None else vae_spec
@@ -280,8 +285,16 @@ def load_mmaudio_codec(
     return codec
 
 
+_OPTIONS = ("vae_weights", "vocoder_weights", "sample_posterior", "frozen")
+
+
 def _register(name: str) -> None:
     def factory(pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> MMAudioVAECodec:
+        unknown = sorted(set(kwargs) - set(_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for codec {name!r}; valid: {', '.join(_OPTIONS)}"
+            )
         return load_mmaudio_codec(name, pretrained, **kwargs)
 
     factory.__doc__ = f"MMAudio mel-VAE latent codec {name!r} (see spatialgen.codecs.mmaudio_codec)."
