@@ -1,12 +1,12 @@
 """MMAudio's latent space as continuous codecs: log-mel -> mel VAE -> latents, and back through BigVGAN.
 
-=============== ====== ======= ====== ============= ============================ ===================
-entry           sr     mel     hop    latents       VAE weights                  vocoder weights
-=============== ====== ======= ====== ============= ============================ ===================
-mmaudio_vae_16k 16000  80 log10 512   20 @ 31.25 Hz ``ext_weights/v1-16.pth``    ``best_netG.pt``
-mmaudio_vae_44k 44100  128 ln   1024  40 @ 43.07 Hz ``ext_weights/v1-44.pth``    BigVGAN-v2 44k 512x
-mmaudio_vae_tiny 16000 80 log10 512   4 @ 31.25 Hz  (random; tests)              (random; tests)
-=============== ====== ======= ====== ============= ============================ ===================
+================ ===== ========= ===== ============== =========================== =======================
+entry            sr    mel       hop   latents        VAE weights                 vocoder weights
+================ ===== ========= ===== ============== =========================== =======================
+mmaudio_vae_16k  16000 80, log10 512   20 @ 31.25 Hz  MMAudio ``v1-16.pth``       ``best_netG.pt`` (v1)
+mmaudio_vae_44k  44100 128, ln   1024  40 @ 43.07 Hz  MMAudio ``v1-44.pth``       BigVGAN-v2 44k 512x
+mmaudio_vae_tiny 16000 80, log10 512   4 @ 31.25 Hz   (random; tests)             (random; tests)
+================ ===== ========= ===== ============== =========================== =======================
 
 Frames: the mel hop (256 / 512 samples) times the VAE's 2x downsampling, so 8 s clips give 128000
 samples -> 250 latents (16 kHz) and 353280 -> 345 (44.1 kHz), as in MMAudio's ``sequence_config.py``.
@@ -16,8 +16,8 @@ Each channel of multi-channel audio is coded as mono (ViSAudio encodes each ear 
 returns ``(mean, std)`` so training can draw a fresh posterior sample each step as MMAudio does
 (:func:`sample_posterior`); ``sample_posterior=True`` makes ``encode`` itself return a sample.
 
-Weights (``pretrained=True``) come from the Hugging Face Hub through :func:`spatialgen.weights.
-resolve_weights`: ``hf://hkchengrex/MMAudio/ext_weights/{v1-16.pth, best_netG.pt, v1-44.pth}`` and
+Weights (``pretrained=True``) come from the Hugging Face Hub through
+:func:`spatialgen.weights.resolve_weights`: ``hf://hkchengrex/MMAudio/ext_weights/{v1-16.pth, best_netG.pt, v1-44.pth}`` and
 ``hf://nvidia/bigvgan_v2_44khz_128band_512x/bigvgan_generator.pt``. ``pretrained=<folder>`` reads the
 same file names from a local folder; ``vae_weights=`` / ``vocoder_weights=`` override either file. All
 load with ``strict=True``; a missing file raises one line naming every missing file and where to put it.
