@@ -11,9 +11,10 @@ from spatialgen.codecs import AudioCodec, create_codec, list_codecs
 from spatialgen.errors import InvalidAudioError
 from spatialgen.registry import UnknownNameError
 
-# Full-size official DACs (~75 M params) are built on the meta device here: properties only.
+# Full-size official DACs (~75 M params) are built on the meta device here: properties only. The
+# full-size MMAudio VAE codecs (~280-430 M params) are covered in test_mmaudio_codec.py.
 FULL_SIZE = {"dac_44khz", "dac_24khz", "dac_16khz"}
-SMALL = [n for n in list_codecs() if n not in FULL_SIZE]
+SMALL = [n for n in list_codecs() if n not in FULL_SIZE | {"mmaudio_vae_16k", "mmaudio_vae_44k"}]
 
 # (sample_rate, hop, Q, codebook_size, latent_dim) from descript-audio-codec conf/final/*.yml.
 OFFICIAL = {

@@ -2,7 +2,8 @@
 
 ``create_codec(name, pretrained=...)`` builds an entry; ``list_codecs()`` lists them:
 ``stft`` (analytic, exact inverse), ``dac_44khz`` / ``dac_24khz`` / ``dac_16khz`` (official DAC),
-``dac_tiny`` (tests) and ``dac_synthetic`` (trained by the project's recipe). ``import dac`` happens
+``dac_tiny`` (tests), ``dac_synthetic`` (trained by the project's recipe) and MMAudio's mel-VAE latent
+spaces ``mmaudio_vae_16k`` / ``mmaudio_vae_44k`` (``mmaudio_vae_tiny`` for tests). ``import dac`` happens
 only when a DAC codec is built.
 """
 
@@ -18,19 +19,29 @@ from spatialgen.codecs.dac_codec import (  # isort: skip  (registers the DAC ent
     load_dac_codec,
     save_dac_codec,
 )
+from spatialgen.codecs.mmaudio_codec import (  # isort: skip  (registers the MMAudio latent-space entries)
+    MMAUDIO_CODECS,
+    MMAudioVAECodec,
+    load_mmaudio_codec,
+    sample_posterior,
+)
 
 __all__ = [
     "CODECS",
     "DAC_CONFIGS",
+    "MMAUDIO_CODECS",
     "AudioCodec",
     "DACCodec",
     "DiscreteAudioCodec",
+    "MMAudioVAECodec",
     "STFTCodec",
     "create_codec",
     "dac_weights_cache_path",
     "dac_weights_url",
     "list_codecs",
     "load_dac_codec",
+    "load_mmaudio_codec",
     "register_codec",
+    "sample_posterior",
     "save_dac_codec",
 ]
