@@ -17,7 +17,6 @@ so the shorter side is at most ``decode_size`` pixels. Outputs per video ``STEM`
 from __future__ import annotations
 
 import math
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from spatialgen.errors import SpatialgenError
+from spatialgen.errors import SpatialgenError, debug_enabled
 from spatialgen.generate_cli import (
     FORMATS,
     build_parser,
@@ -186,6 +185,10 @@ def _write_outputs(video: Path, audio: Tensor, sr: int, kind: str, options: Gene
     return written
 
 
+#: seconds of overlap between windows when --overlap is not given (capped at half the model's window)
+DEFAULT_OVERLAP = 1.0
+
+
 def _resolve_device(name: str) -> torch.device:
     """``--device`` as a torch device that exists on this machine (one-line error otherwise)."""
     if name == "auto":
@@ -220,7 +223,9 @@ def _check_model(pipeline: object, args) -> dict:
             "takes no camera direction; leave it out"
         )
     half = pipeline.clip_seconds / 2
-    if args.overlap > half:
+    if args.overlap is None:
+        args.overlap = min(DEFAULT_OVERLAP, half)
+    elif args.overlap > half:
         raise SpatialgenError(
             f"--overlap {args.overlap:g}: at most half of the model's {pipeline.clip_seconds:g} s window "
             f"({half:g} s) for --model {args.model}"
@@ -239,7 +244,7 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
     Every option is checked before the model loads, and every model-dependent check (sampling options,
     overlap, output names, existing files) before the first video is generated.
     """
-    debug = "--debug" in argv or os.environ.get("SPATIALGEN_DEBUG", "") not in ("", "0")
+    debug = debug_enabled(argv)
     try:
         args = parse_args(argv)
         jobs = collect_videos(args.videos, args.out)

@@ -47,8 +47,9 @@ examples:
   spatialgen generate clip.mp4 --model visage-ytambigen --out out/ --sample guidance=dual --sample top_k=50
   spatialgen generate clip.mp4 --model visage-debug --out out/ --sample help   # the model's sampling options
 
-A folder input means every video below it (recursive, sorted: {}); its outputs keep their
-relative paths under --out. Existing outputs are refused unless --overwrite is given.
+A folder input means every video below it, recursively, in sorted order
+(suffixes {}); its outputs keep their relative paths under --out.
+Existing outputs are refused unless --overwrite is given; --debug (or SPATIALGEN_DEBUG=1) shows tracebacks.
 """.format(", ".join(VIDEO_SUFFIXES))
 
 
@@ -87,8 +88,9 @@ def build_parser(prog: str = "spatialgen generate") -> argparse.ArgumentParser:
     p.add_argument(
         "--overlap",
         type=float,
-        default=1.0,
-        help="window overlap in seconds for long videos (at most half the model's window)",
+        default=None,
+        help="window overlap in seconds for long videos, at most half the model's window "
+        "(default: 1 s, or half the window when that is shorter)",
     )
     p.add_argument("--batch-size", type=int, default=4, help="windows generated together")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
@@ -100,7 +102,12 @@ def build_parser(prog: str = "spatialgen generate") -> argparse.ArgumentParser:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help, and the epilog's examples kept as written."""
+    """Defaults in the option help (unless there is none to show), the epilog's examples as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -111,7 +118,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = build_parser().parse_args(list(argv))
     if args.batch_size < 1:
         raise SpatialgenError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not (math.isfinite(args.overlap) and args.overlap >= 0):
+    if args.overlap is not None and not (math.isfinite(args.overlap) and args.overlap >= 0):
         raise SpatialgenError(f"--overlap must be a number of seconds >= 0, got {args.overlap}")
     if args.steps is not None and args.steps < 1:
         raise SpatialgenError(f"--steps must be at least 1, got {args.steps}")
