@@ -146,3 +146,9 @@ def test_user_error_finds_the_root_and_keeps_bugs() -> None:
     except ValueError as bug:
         assert cli.user_error(bug) is None
     assert cli.user_error(RuntimeError("boom")) is None
+
+
+def test_lightning_shim_suggests_trainer_commands(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(entry.importlib.util, "find_spec", lambda name: None)
+    assert entry.lightning_main(["fti", "--config", "x.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == "lightning: unknown command 'fti' (did you mean 'fit'?)"

@@ -282,3 +282,23 @@ def test_generate_errors_via_the_spatialgen_command(tmp_path, capsys) -> None:
         == 2
     )
     assert "spatialgen generate: error: --batch-size" in one_error_line(capsys.readouterr().err)
+
+
+def test_truncated_input_is_announced_and_generated(tmp_path, capsys) -> None:
+    from tests.io.test_video import H, W, _write_faststart
+
+    noise = torch.randint(
+        0, 256, (48, 3, H, W), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
+    full = _write_faststart(tmp_path / "full.mp4", noise, 8)  # 6 s at 8 fps
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    pipe = FakeVisage()
+    argv = [str(cut), "--model", "vis", "--out", str(tmp_path / "o"), "--format", "foa", "--no-mp4"]
+    code, _, err = run(argv, lambda name: pipe, capsys)
+    line = one_error_line(err)
+    assert code == 0 and "cut.mp4 is truncated: its header says 6.00 s but its data end at" in line
+    seconds = float(line.split("data end at ")[1].split(" s")[0])
+    assert 1.0 < seconds < 5.0
+    audio, sr = read_audio(tmp_path / "o" / "cut.foa.wav")
+    assert audio.shape[1] == pytest.approx(seconds * sr, abs=0.01 * sr)
