@@ -247,6 +247,25 @@ def test_real_visaudio_takes_cfg_scale_and_steps(tmp_path, capsys) -> None:
     assert read_audio(tmp_path / "o" / "v.binaural.wav")[0].shape == (2, 16000)
     code, _, err = run([*argv, "--sample", "top_k=5"], load_pretrained, capsys)
     assert code == 2 and "it takes: cfg_scale, steps, method, sequential" in one_error_line(err)
+    code, _, err = run([*argv, "--format", "foa"], load_pretrained, capsys)
+    assert code == 2 and "--format foa: --model visaudio-debug generates binaural audio" in one_error_line(
+        err
+    )
+    code, _, err = run([*argv, "--camera-direction", "30,0"], load_pretrained, capsys)
+    assert code == 2 and "--camera-direction: --model visaudio-debug generates binaural" in one_error_line(
+        err
+    )
+
+
+def test_unknown_hrir_is_refused_before_generating(tmp_path, capsys) -> None:
+    video = make_video(tmp_path / "v.mp4", 1.0)
+    pipe = FakeVisage()
+    argv = [str(video), "--model", "vis", "--out", str(tmp_path / "o"), "--hrir", "mit-kemr"]
+    code, _, err = run(argv, lambda name: pipe, capsys)
+    assert code == 2 and one_error_line(err).startswith("spatialgen generate: error: --hrir mit-kemr: ")
+    assert pipe.calls == []
+    code, _, _ = run([*argv, "--format", "foa", "--dry-run"], lambda name: pipe, capsys)
+    assert code == 0  # no binaural output, no HRIR needed
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch) -> None:
