@@ -11,17 +11,21 @@ Videos of any length are handled in windows of the model's ``clip_seconds``:
 Frames are decoded per window at each encoder's frame rate (never the whole file at once), downscaled
 so the shorter side is at most ``decode_size`` pixels. Outputs per video ``STEM``: ``STEM.foa.wav``
 (AmbiX) and/or ``STEM.binaural.wav`` (L/R), and for each an .mp4 that carries the original picture
-(packets copied) with the new audio (FOA with YouTube's spatial-audio metadata).
+(packets copied) with the new audio (FOA with YouTube's spatial-audio metadata). Existing outputs are
+an error unless ``overwrite`` is set. The command line (options, folder inputs, output plan) is in
+:mod:`spatialgen.generate_cli`; :func:`main` checks everything there before the first video is generated.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -206,7 +210,7 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
-def _check_model(pipeline: object, args) -> dict:
+def _check_model(pipeline: object, args: argparse.Namespace) -> dict[str, Any]:
     """Checks that need the model; returns its typed sampling options."""
     if not isinstance(pipeline, GenerationPipeline):
         raise SpatialgenError(
