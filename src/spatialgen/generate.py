@@ -12,8 +12,9 @@ Frames are decoded per window at each encoder's frame rate (never the whole file
 so the shorter side is at most ``decode_size`` pixels. Outputs per video ``STEM``: ``STEM.foa.wav``
 (AmbiX) and/or ``STEM.binaural.wav`` (L/R), and for each an .mp4 that carries the original picture
 (packets copied) with the new audio (FOA with YouTube's spatial-audio metadata). Existing outputs are
-an error unless ``overwrite`` is set. The command line (options, folder inputs, output plan) is in
-:mod:`spatialgen.generate_cli`; :func:`main` checks everything there before the first video is generated.
+replaced, or an error with ``overwrite=False`` (the command line's default unless ``--overwrite``).
+The command line (options, folder inputs, output plan) is in :mod:`spatialgen.generate_cli`; :func:`main`
+checks everything there before the first video is generated.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class GenerateOptions:
     mp4: bool = True
     hrir: str = "spherical-head"
     sampling: dict | None = None
-    overwrite: bool = False  # False: an existing output file is an error
+    overwrite: bool = True  # False: an existing output is an error (the CLI's default, unless --overwrite)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
