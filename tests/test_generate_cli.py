@@ -321,3 +321,19 @@ def test_truncated_input_is_announced_and_generated(tmp_path, capsys) -> None:
     assert 1.0 < seconds < 5.0
     audio, sr = read_audio(tmp_path / "o" / "cut.foa.wav")
     assert audio.shape[1] == pytest.approx(seconds * sr, abs=0.01 * sr)
+
+
+def test_generate_video_keeps_existing_outputs_when_asked(tmp_path) -> None:
+    from spatialgen.errors import SpatialgenError
+    from spatialgen.generate import GenerateOptions, generate_video
+
+    video = make_video(tmp_path / "v.mp4", 1.0)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "v.binaural.wav").write_bytes(b"old")
+    options = GenerateOptions(out_dir=out, mp4=False, overwrite=False)
+    with pytest.raises(SpatialgenError, match=r"v\.binaural\.wav exists; pass --overwrite"):
+        generate_video(video, FakeVisage(), options)
+    assert (out / "v.binaural.wav").read_bytes() == b"old" and not (out / "v.foa.wav").exists()
+    written = generate_video(video, FakeVisage(), GenerateOptions(out_dir=out, mp4=False))  # library default
+    assert sorted(p.name for p in written) == ["v.binaural.wav", "v.foa.wav"]
