@@ -148,6 +148,20 @@ def test_user_error_finds_the_root_and_keeps_bugs() -> None:
     assert cli.user_error(RuntimeError("boom")) is None
 
 
+def test_user_error_outside_configuration() -> None:
+    from spatialgen.data.augment import Augment
+    from spatialgen.training.visage import load_network_state
+
+    try:
+        Augment(rotate_prob=1.5)  # spatialgen's ValueError, but not while jsonargparse builds the config
+    except ValueError as err:
+        assert cli.user_error(err) is None  # during training this could be a bug: traceback kept
+    try:
+        load_network_state("missing.ckpt")  # a missing file is the user's, whenever it is found
+    except FileNotFoundError as err:
+        assert cli.user_error(err) is err and "init_from_mono: missing.ckpt does not exist" in str(err)
+
+
 def test_lightning_shim_suggests_trainer_commands(capsys, monkeypatch) -> None:
     monkeypatch.setattr(entry.importlib.util, "find_spec", lambda name: None)
     assert entry.lightning_main(["fti", "--config", "x.yaml"]) == 2

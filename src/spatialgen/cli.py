@@ -159,15 +159,24 @@ def _usage() -> str:
 _PROJECT_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[2] / "zoo")
 
 
+def _frame_files(err: BaseException) -> list[Path]:
+    """Source files of the frames ``err`` passed through, outermost first."""
+    files, tb = [], err.__traceback__
+    while tb is not None:
+        files.append(Path(tb.tb_frame.f_code.co_filename).resolve())
+        tb = tb.tb_next
+    return files
+
+
 def _raised_here(err: BaseException) -> bool:
     """Whether ``err`` was raised by spatialgen's own code (a check of a user's value), not a library."""
-    tb = err.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    path = Path(tb.tb_frame.f_code.co_filename).resolve()
-    return any(path.is_relative_to(d) for d in _PROJECT_DIRS)
+    files = _frame_files(err)
+    return bool(files) and any(files[-1].is_relative_to(d) for d in _PROJECT_DIRS)
+
+
+def _while_configuring(err: BaseException) -> bool:
+    """Whether ``err`` came out of jsonargparse building the classes of the config (not out of training)."""
+    return any("jsonargparse" in f.parts for f in _frame_files(err))
 
 
 def user_error(err: BaseException) -> BaseException | None:
@@ -176,7 +185,9 @@ def user_error(err: BaseException) -> BaseException | None:
     jsonargparse wraps a failing ``__init__`` of a model or data module in "Does not validate against any
     of the Union subtypes" with the real error as its cause. Walks the cause/context chain outside-in and
     returns the first :class:`SpatialgenError` (its message names the value and the fix), else the
-    innermost ``ValueError``/``FileNotFoundError`` raised by spatialgen's own argument checks.
+    innermost ``FileNotFoundError`` raised by spatialgen's code, or ``ValueError`` raised by its argument
+    checks while the config's classes are built. A ``ValueError`` raised during training may be a bug:
+    it keeps its traceback.
     """
     chain: list[BaseException] = []
     e: BaseException | None = err
@@ -187,7 +198,9 @@ def user_error(err: BaseException) -> BaseException | None:
         if isinstance(e, SpatialgenError):
             return e
     for e in reversed(chain):
-        if isinstance(e, (ValueError, FileNotFoundError)) and _raised_here(e):
+        if isinstance(e, FileNotFoundError) and _raised_here(e):
+            return e
+        if isinstance(e, ValueError) and _raised_here(e) and _while_configuring(e):
             return e
     return None
 
