@@ -60,6 +60,7 @@ def test_python_dash_m_prints_usage() -> None:
         [sys.executable, "-m", "spatialgen", "--help"], capture_output=True, text=True, check=True
     )
     assert "fit" in out.stdout and "usage: spatialgen" in out.stdout
+    assert "examples:\n  spatialgen fit --config recipes/visage_synthetic.yaml" in out.stdout
 
 
 def test_data_synth_is_wired(tmp_path) -> None:

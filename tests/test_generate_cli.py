@@ -206,6 +206,8 @@ def test_same_names_in_two_folders_never_share_an_output(tmp_path, capsys) -> No
     assert written == ["a/clip.binaural.wav", "a/clip.foa.wav", "b/clip.binaural.wav", "b/clip.foa.wav"]
     code, _, err = run([*argv, "--overwrite"], lambda name: pipe, capsys)
     assert code == 0 and len(pipe.calls) == 4  # the earlier outputs are not taken for inputs
+    code, _, err = run([str(a), str(a), "--model", "vis", "--out", str(out)], lambda name: pipe, capsys)
+    assert code == 2 and f"{a}: given twice; pass each video once" in one_error_line(err)
 
 
 def test_existing_outputs_need_overwrite(tmp_path, capsys) -> None:
