@@ -60,6 +60,7 @@ def test_python_dash_m_prints_usage() -> None:
         [sys.executable, "-m", "spatialgen", "--help"], capture_output=True, text=True, check=True
     )
     assert "fit" in out.stdout and "usage: spatialgen" in out.stdout
+    assert "examples:\n  spatialgen fit --config recipes/visage_synthetic.yaml" in out.stdout
 
 
 def test_data_synth_is_wired(tmp_path) -> None:
@@ -81,3 +82,88 @@ def test_data_without_tool_lists_tools(capsys) -> None:
     assert cli.main(["data"]) == 0
     assert "synth" in capsys.readouterr().out
     assert cli.main(["data", "bogus"]) == 2
+
+
+def test_mistyped_command_gets_a_suggestion(capsys) -> None:
+    assert cli.main(["generat", "x.mp4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "spatialgen: unknown command 'generat' (did you mean 'generate'?). Run 'spatialgen --help' for what each does."
+    )
+    assert cli.main(["data", "synt"]) == 2
+    assert "unknown data tool 'synt' (did you mean 'synth'?)" in capsys.readouterr().err
+
+
+DATA = "spatialgen.data.datamodule.SpatialDataModule"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        # a ValueError from spatialgen's own argument check, wrapped by jsonargparse's instantiation
+        ([f"--data={DATA}", "--data.rotate_prob=1.5"], "rotate_prob must be in [0, 1], got 1.5"),
+        # a SpatialgenError (registry name with its "did you mean") inside the model's __init__
+        (
+            ["--model=spatialgen.training.visual_direction.VisualDirectionModule", "--model.encoder=tiyn"],
+            "unknown encoder 'tiyn'. Did you mean 'tiny'?",
+        ),
+        # a parse error: a missing file, a value of the wrong type
+        (["--config=missing.yaml"], 'Parser key "config": File does not exist'),
+        (["--trainer.max_epochs=abc"], "Parser key \"trainer.max_epochs\": Expected a <class 'int'>"),
+    ],
+)
+def test_fit_misuse_is_one_line(args, line, capsys, tmp_path) -> None:
+    argv = ["fit", f"--model={BORING}.BoringModel", f"--data={BORING}.BoringDataModule"]
+    argv += ["--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", *args]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    ours = [text for text in err.splitlines() if text.startswith("spatialgen fit: error: ")]
+    assert len(ours) == 1 and line in ours[0] and "Traceback" not in err
+
+
+def test_fit_debug_shows_the_traceback(monkeypatch, tmp_path) -> None:
+    argv = ["fit", f"--model={BORING}.BoringModel", f"--data={DATA}", "--data.rotate_prob=1.5"]
+    with pytest.raises(ValueError):
+        cli.main([*argv, "--debug"])
+    monkeypatch.setenv("SPATIALGEN_DEBUG", "1")
+    with pytest.raises(ValueError):
+        cli.main(argv)
+
+
+def test_user_error_finds_the_root_and_keeps_bugs() -> None:
+    from spatialgen.errors import SpatialgenError
+    from spatialgen.registry import Registry
+
+    try:
+        try:
+            Registry("thing").get("nope")
+        except SpatialgenError as inner:
+            raise ValueError("Does not validate against any of the Union subtypes") from inner
+    except ValueError as outer:
+        assert isinstance(cli.user_error(outer), SpatialgenError)
+    try:
+        int("not a number")  # a ValueError raised outside spatialgen: a bug, keeps its traceback
+    except ValueError as bug:
+        assert cli.user_error(bug) is None
+    assert cli.user_error(RuntimeError("boom")) is None
+
+
+def test_user_error_outside_configuration() -> None:
+    from spatialgen.data.augment import Augment
+    from spatialgen.training.visage import load_network_state
+
+    try:
+        Augment(rotate_prob=1.5)  # spatialgen's ValueError, but not while jsonargparse builds the config
+    except ValueError as err:
+        assert cli.user_error(err) is None  # during training this could be a bug: traceback kept
+    try:
+        load_network_state("missing.ckpt")  # a missing file is the user's, whenever it is found
+    except FileNotFoundError as err:
+        assert cli.user_error(err) is err and "init_from_mono: missing.ckpt does not exist" in str(err)
+
+
+def test_lightning_shim_suggests_trainer_commands(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(entry.importlib.util, "find_spec", lambda name: None)
+    assert entry.lightning_main(["fti", "--config", "x.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == "lightning: unknown command 'fti' (did you mean 'fit'?)"

@@ -8,6 +8,7 @@ it is installed, or explains what happened. ``spatialgen`` and ``python -m spati
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import subprocess
 import sys
@@ -33,6 +34,10 @@ def lightning_main(argv: Sequence[str] | None = None) -> int:
         return main(None if from_sys else argv)
     if importlib.util.find_spec("lightning_sdk") is not None:
         return subprocess.call([sys.executable, "-m", SDK_MODULE, *argv])
+    close = difflib.get_close_matches(argv[0], TRAINER_COMMANDS, n=1, cutoff=0.6)
+    if close:
+        print(f"lightning: unknown command {argv[0]!r} (did you mean {close[0]!r}?)", file=sys.stderr)
+        return 2
     print(
         f"lightning: unknown command {argv[0]!r}. This `lightning` script is spatialgen's: it runs "
         f"{'|'.join(TRAINER_COMMANDS)} through LightningCLI. For Lightning AI's CLI install lightning-sdk "

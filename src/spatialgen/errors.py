@@ -6,6 +6,17 @@ a traceback.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
+#: environment variable that, set to anything but "" or "0", shows tracebacks of user errors
+DEBUG_ENV = "SPATIALGEN_DEBUG"
+
+
+def debug_enabled(argv: Sequence[str] = ()) -> bool:
+    """Whether to show tracebacks: ``--debug`` in ``argv`` or ``SPATIALGEN_DEBUG=1`` in the environment."""
+    return "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
 
 class SpatialgenError(Exception):
     """Base class: a user-facing problem with a one-line explanation."""

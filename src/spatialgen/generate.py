@@ -11,7 +11,10 @@ Videos of any length are handled in windows of the model's ``clip_seconds``:
 Frames are decoded per window at each encoder's frame rate (never the whole file at once), downscaled
 so the shorter side is at most ``decode_size`` pixels. Outputs per video ``STEM``: ``STEM.foa.wav``
 (AmbiX) and/or ``STEM.binaural.wav`` (L/R), and for each an .mp4 that carries the original picture
-(packets copied) with the new audio (FOA with YouTube's spatial-audio metadata).
+(packets copied) with the new audio (FOA with YouTube's spatial-audio metadata). Existing outputs are
+replaced, or an error with ``overwrite=False`` (the command line's default unless ``--overwrite``).
+The command line (options, folder inputs, output plan) is in :mod:`spatialgen.generate_cli`; :func:`main`
+checks everything there before the first video is generated.
 """
 
 from __future__ import annotations
@@ -19,22 +22,32 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from spatialgen.errors import SpatialgenError
+from spatialgen.errors import SpatialgenError, debug_enabled
+from spatialgen.generate_cli import (
+    FORMATS,
+    build_parser,
+    check_outputs,
+    collect_videos,
+    describe_sampling,
+    output_names,
+    parse_args,
+    resolve_sampling,
+)
 from spatialgen.io import mux_audio, probe_video, read_video, write_audio
 from spatialgen.models.pipeline import GenerationPipeline
 from spatialgen.spatial import binaural
 
-__all__ = ["GenerateOptions", "crossfade_concat", "generate_video", "main", "plan_windows"]
-
-FORMATS = ("foa", "binaural", "both")
+__all__ = ["GenerateOptions", "build_parser", "crossfade_concat", "generate_video", "main", "plan_windows"]
 
 
 @dataclass
@@ -51,6 +64,7 @@ class GenerateOptions:
     mp4: bool = True
     hrir: str = "spherical-head"
     sampling: dict | None = None
+    overwrite: bool = True  # False: an existing output is an error (the CLI's default, unless --overwrite)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -149,6 +163,11 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
 
 def _write_outputs(video: Path, audio: Tensor, sr: int, kind: str, options: GenerateOptions) -> list[Path]:
     out_dir = options.out_dir
+    names = output_names(video.stem, kind, options.format, options.mp4)
+    if not options.overwrite:
+        for name in names:
+            if (out_dir / name).exists():
+                raise SpatialgenError(f"{out_dir / name} exists; pass --overwrite to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tracks: list[tuple[str, Tensor, str]] = []
@@ -171,84 +190,114 @@ def _write_outputs(video: Path, audio: Tensor, sr: int, kind: str, options: Gene
     return written
 
 
-def _parse_direction(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        az, el = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SpatialgenError(f"--camera-direction must be 'AZ,EL' in degrees, got {text!r}") from None
-    return math.radians(az), math.radians(el)
+#: seconds of overlap between windows when --overlap is not given (capped at half the model's window)
+DEFAULT_OVERLAP = 1.0
 
 
-def build_parser(prog: str = "spatialgen generate") -> argparse.ArgumentParser:
-    """The ``spatialgen generate`` argument parser."""
-    p = argparse.ArgumentParser(
-        prog=prog, description="Generate spatial audio (FOA and/or binaural) for videos."
-    )
-    p.add_argument("videos", nargs="+", type=Path, help="input video files")
-    p.add_argument("--model", required=True, help="zoo name, export directory or Hub repo id")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--format", default="both", choices=FORMATS, help="FOA (AmbiX), binaural, or both")
-    p.add_argument("--camera-direction", help="'AZ,EL' degrees: camera direction in the FOA frame (ViSAGe)")
-    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale")
-    p.add_argument("--steps", type=int, help="sampling steps (flow-matching models)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overlap", type=float, default=1.0, help="window overlap in seconds for long videos")
-    p.add_argument("--batch-size", type=int, default=4, help="windows generated together")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--no-mp4", action="store_true", help="write only WAV files")
-    p.add_argument("--hrir", default="spherical-head", help="HRIR set or SOFA path for FOA -> binaural")
-    p.add_argument("--dry-run", action="store_true", help="check inputs and the model, generate nothing")
-    return p
+def _resolve_device(name: str) -> torch.device:
+    """``--device`` as a torch device that exists on this machine (one-line error otherwise)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpatialgenError(f"--device {name}: torch sees no CUDA GPU here; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SpatialgenError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) visible (cuda:0 ...)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SpatialgenError(f"--device {name}: Apple MPS is not available here; use --device cpu or auto")
+    return device
+
+
+def _check_model(pipeline: object, args: argparse.Namespace) -> dict[str, Any]:
+    """Checks that need the model; returns its typed sampling options."""
+    if not isinstance(pipeline, GenerationPipeline):
+        raise SpatialgenError(
+            f"--model {args.model!r} is a bare {type(pipeline).__name__} network, not a generation "
+            "pipeline (e.g. the mono pretraining stage); pick a FOA or binaural model"
+        )
+    if pipeline.output_format == "binaural" and args.format == "foa":
+        raise SpatialgenError(
+            f"--format foa: --model {args.model} generates binaural audio; use binaural or both"
+        )
+    if pipeline.output_format != "foa" and args.camera_direction is not None:
+        raise SpatialgenError(
+            f"--camera-direction: --model {args.model} generates binaural audio in the camera frame and "
+            "takes no camera direction; leave it out"
+        )
+    half = pipeline.clip_seconds / 2
+    if args.overlap is None:
+        args.overlap = min(DEFAULT_OVERLAP, half)
+    elif args.overlap > half:
+        raise SpatialgenError(
+            f"--overlap {args.overlap:g}: at most half of the model's {pipeline.clip_seconds:g} s window "
+            f"({half:g} s) for --model {args.model}"
+        )
+    if pipeline.output_format == "foa" and args.format in ("binaural", "both"):
+        try:
+            binaural.resolve_hrir(args.hrir, pipeline.sample_rate)
+        except SpatialgenError as err:
+            raise SpatialgenError(f"--hrir {args.hrir}: {err}") from None
+    return resolve_sampling(args.sample, getattr(pipeline, "sampling_options", {}), args.model)
 
 
 def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> int:
-    """Run ``spatialgen generate``; ``load_model(name_or_path)`` resolves ``--model``. Returns the exit code."""
-    args = build_parser().parse_args(list(argv))
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    """Run ``spatialgen generate``; ``load_model(name_or_path)`` resolves ``--model``. Returns the exit code.
+
+    Every option is checked before the model loads, and every model-dependent check (sampling options,
+    overlap, output names, existing files) before the first video is generated.
+    """
+    debug = debug_enabled(argv)
     try:
+        args = parse_args(argv)
+        jobs = collect_videos(args.videos, args.out)
+        device = _resolve_device(args.device)
         pipeline = load_model(args.model)
-        if not isinstance(pipeline, GenerationPipeline):
-            raise SpatialgenError(
-                f"--model {args.model!r} is a bare {type(pipeline).__name__} network, not a generation "
-                "pipeline (e.g. the mono pretraining stage); pick a FOA or binaural model"
-            )
+        sampling = _check_model(pipeline, args)
+        if "help" in args.sample:
+            print(describe_sampling(pipeline.sampling_options, args.model))
+            return 0
+        check_outputs(jobs, pipeline.output_format, args.format, not args.no_mp4, args.overwrite)
         pipeline = pipeline.to(device).eval()
-        sampling = {}
-        if args.cfg_scale is not None:
-            sampling["cfg_scale"] = args.cfg_scale
-        if args.steps is not None:
-            sampling["steps"] = args.steps
         options = GenerateOptions(
             out_dir=args.out,
             format=args.format,
-            camera_direction=_parse_direction(args.camera_direction),
+            camera_direction=args.camera_direction,
             overlap=args.overlap,
             batch_size=args.batch_size,
             seed=args.seed,
             mp4=not args.no_mp4,
             hrir=args.hrir,
             sampling=sampling,
+            overwrite=args.overwrite,
         )
     except SpatialgenError as err:
+        if debug:
+            raise
         print(f"spatialgen generate: error: {err}", file=sys.stderr)
         return 2
     failures = 0
-    for video in tqdm(args.videos, desc="videos", unit="video", disable=len(args.videos) < 2):
+    for job in tqdm(jobs, desc="videos", unit="video", disable=len(jobs) < 2):
+        video = job.video
         try:
-            if args.dry_run:
-                info = probe_video(video)
-                n = len(
-                    plan_windows(
-                        info.duration, pipeline.clip_seconds, min(args.overlap, pipeline.clip_seconds / 2)
-                    )
+            info = probe_video(video)
+            if info.truncated:
+                print(
+                    f"spatialgen generate: warning: {video} is truncated: its header says "
+                    f"{info.stated_duration:.2f} s but its data end at {info.duration:.2f} s; using those",
+                    file=sys.stderr,
                 )
+            if args.dry_run:
+                n = len(plan_windows(info.duration, pipeline.clip_seconds, args.overlap))
                 print(f"{video}: {info.duration:.2f} s, {info.width}x{info.height} -> {n} window(s); ok")
                 continue
-            for path in generate_video(video, pipeline, options):
+            for path in generate_video(video, pipeline, replace(options, out_dir=job.out_dir)):
                 print(path)
         except (SpatialgenError, ValueError) as err:
             failures += 1
+            if debug:
+                traceback.print_exc()
             print(f"spatialgen generate: {video}: {err}", file=sys.stderr)
     return 1 if failures else 0

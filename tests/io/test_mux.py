@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -234,3 +235,27 @@ def test_sa3d_errors(tmp_path, silent_video):
         add_spatial_audio_box(junk)
     with pytest.raises(ValueError, match="needs 4 channel_map entries"):
         SpatialAudioMetadata(channel_map=(0, 1))
+
+
+def test_late_starting_vfr_video_gives_matching_container_duration(tmp_path):
+    """Video timestamps starting at 1.27 s with uneven frame durations (as ffmpeg's setpts writes them)."""
+    src = tmp_path / "vfr.mp4"
+    times = [0.0, *np.cumsum([0.02] * 40 + [0.2] * 10)]
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mpeg4", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round((t + 1.27) * 1000), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    info = probe_video(src)
+    sr = 16000
+    dst = mux_audio(src, np.zeros((2, round(info.duration * sr)), np.float32), sr, tmp_path / "o.mp4")
+    with av.open(str(dst)) as c:
+        streams = [float(s.duration * s.time_base) for s in c.streams]
+        assert c.streams.video[0].start_time == 0
+        assert c.duration / av.time_base == pytest.approx(max(streams), abs=0.03)
+    assert streams[0] == pytest.approx(info.duration, abs=1e-3)
+    assert streams[1] == pytest.approx(info.duration, abs=0.03)

@@ -132,3 +132,47 @@ def test_audio_only_file_has_no_video(tmp_path):
     write_audio(tmp_path / "a.wav", torch.zeros(1, 1600), 16000)
     with pytest.raises(MediaError, match="no video stream"):
         probe_video(tmp_path / "a.wav")
+
+
+def test_single_frame_video_gives_its_frame(tmp_path):
+    path = write_video(tmp_path / "one.mp4", _frames(1)[:, :, :, :], FPS)
+    assert probe_video(path).n_frames == 1
+    for fps, duration in ((4.0, 2.0), (4.0, None), (FPS, None)):
+        clip, _ = read_video(path, fps, duration=duration)
+        assert clip.shape == (1, 3, H, W) and _decode_index(clip[0]) == 0
+
+
+def _write_faststart(path, frames: torch.Tensor, fps: int):
+    """An MP4 whose index (moov) comes first, as downloads and cameras write them."""
+    import av
+
+    from spatialgen.io.mux import best_video_codec
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream(best_video_codec(), rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for img in frames.permute(0, 2, 3, 1).numpy():
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_truncated_file_decodes_the_frames_it_holds(tmp_path):
+    noise = torch.randint(-40, 41, (60, 3, H, W), generator=torch.Generator().manual_seed(0))
+    frames = (_frames(60).int() + noise).clamp(0, 255).to(torch.uint8)  # every frame costs bytes
+    full = _write_faststart(tmp_path / "full.mp4", frames, FPS)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # the index still lists 60 frames
+    info = probe_video(cut)
+    assert info.truncated and info.stated_duration == pytest.approx(60 / FPS)
+    assert 0.2 < info.duration < 60 / FPS - 0.2 and info.n_frames < 60
+    assert not probe_video(full).truncated and probe_video(full).duration == pytest.approx(60 / FPS)
+    clip, _ = read_video(cut, FPS)
+    assert clip.shape[0] == math.floor(info.duration * FPS + 1e-6)
+    idx = [_decode_index(f) for f in clip]
+    good = len(idx) - 3  # the last packet or two may be cut mid-way: the last good frame holds
+    assert idx[:good] == list(range(good)) and idx == sorted(idx)
+    late, _ = read_video(cut, 8, start=info.duration / 2)  # a window inside the data, found by seeking
+    assert late.shape[0] >= 1
+    with pytest.raises(MediaError, match="past the end"):
+        read_video(cut, 8, start=info.duration + 0.1)

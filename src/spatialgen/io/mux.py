@@ -27,7 +27,7 @@ import torch
 from spatialgen.errors import InvalidAudioError, MediaError
 from spatialgen.io.audio import _as_channels_first, atomic_output
 from spatialgen.io.mp4_spatial import SpatialAudioMetadata, add_spatial_audio_box
-from spatialgen.io.video import _info, _reason, _video_stream, open_media
+from spatialgen.io.video import _reason, _video_stream, open_media, probe_video
 
 __all__ = ["AUDIO_LAYOUTS", "best_video_codec", "mux_audio", "write_video"]
 
@@ -237,10 +237,13 @@ def mux_audio(
     if src.resolve() == target.resolve():
         raise MediaError(target, "output must differ from the input video")
     x, sr, lay = _prepare_audio(audio, sample_rate, layout)
+    info = probe_video(src)  # the duration the packets cover (a truncated file's real length)
+    x = _fit_audio(x, sr, info.duration, info.fps, fit)
     with open_media(src) as inp:
-        info = _info(inp, src)
-        x = _fit_audio(x, sr, info.duration, info.fps, fit)
         vin = _video_stream(inp, src)
+        # Copied video starts at 0 like the new audio: a stream starting late (common in VFR files)
+        # would otherwise make the container last start + duration while both streams last duration.
+        shift = vin.start_time or 0
         with atomic_output(target) as tmp:
             try:
                 with av.open(str(tmp), mode="w", format=fmt) as dst:
@@ -255,6 +258,8 @@ def mux_audio(
                         ):
                             dst.mux(audio_packets[a])
                             a += 1
+                        packet.pts = None if packet.pts is None else packet.pts - shift
+                        packet.dts -= shift
                         packet.stream = vout
                         dst.mux(packet)
                     dst.mux(audio_packets[a:])

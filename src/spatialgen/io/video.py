@@ -5,12 +5,19 @@ stands for the interval ``[start + k/fps, start + (k+1)/fps)`` and shows the sou
 screen at the interval's centre ``t_k = start + (k + 0.5)/fps``, i.e. the last source frame whose
 presentation time is ``<= t_k``. At the source frame rate this returns every frame exactly once
 (no rounding ties); at lower rates it is nearest-neighbour subsampling without drift. The number
-of output frames is ``floor(d * fps)`` with ``d`` the requested duration clipped to the video end.
-Times are measured from the first frame of the video stream.
+of output frames is ``floor(d * fps)``, at least 1 (a video shorter than one output frame, e.g. a single
+frame, gives that frame), with ``d`` the requested duration clipped to the video end. Times are measured
+from the first frame of the video stream.
+
+Truncated files (e.g. an interrupted download whose index still lists the missing frames): the probe
+demuxes the packets once (no decoding; cached per file, size and mtime) and reports the duration the
+data actually covers, with ``truncated=True`` and the header's ``stated_duration``; decoding stops at
+the first undecodable packet after at least one frame and holds the last good frame.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -39,6 +46,8 @@ class VideoInfo:
     has_audio: bool
     audio_channels: int | None
     audio_sample_rate: int | None
+    truncated: bool = False  # the data end before the duration the header states
+    stated_duration: float | None = None  # the header's duration when truncated
 
 
 def open_media(path: str | os.PathLike[str]) -> av.container.InputContainer:
@@ -96,9 +105,55 @@ def _info(container: av.container.InputContainer, path: Path) -> VideoInfo:
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Read duration (s), frame rate, size and audio layout of a video file without decoding it."""
-    with open_media(path) as container:
-        return _info(container, Path(path))
+    """Read duration (s), frame rate, size and audio layout of a video file without decoding it.
+
+    The duration is what the video packets cover (see the module docstring on truncated files).
+    """
+    p = Path(path)
+    try:
+        stat = p.stat()
+    except OSError:
+        stat = None
+    if stat is None or not p.is_file():
+        with open_media(p) as container:  # raises the missing / not-a-file error
+            return _info(container, p)
+    return _probe_cached(str(p.resolve()), stat.st_size, stat.st_mtime_ns, str(p))
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(resolved: str, size: int, mtime_ns: int, shown: str) -> VideoInfo:
+    p = Path(shown)
+    with open_media(p) as container:
+        info = _info(container, p)
+        vs = _video_stream(container, p)
+        t0 = _stream_start(vs)
+        end, count = None, 0
+        try:
+            for packet in container.demux(vs):
+                if packet.pts is None or packet.time_base is None:  # the demuxer's flush packet
+                    continue
+                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base) - t0
+                end = stop if end is None else max(end, stop)
+                count += 1
+        except av.FFmpegError:
+            pass  # the readable data end here
+    if end is None or end <= 0:
+        raise MediaError(p, "video stream holds no readable packets (empty or truncated file)")
+    # VFR streams can state a last-frame duration of 0, hence the slack of two frames or 0.1 s.
+    if info.duration - end > max(2.0 / info.fps, 0.1):
+        return VideoInfo(
+            duration=end,
+            fps=info.fps,
+            width=info.width,
+            height=info.height,
+            n_frames=min(info.n_frames, count),
+            has_audio=info.has_audio,
+            audio_channels=info.audio_channels,
+            audio_sample_rate=info.audio_sample_rate,
+            truncated=True,
+            stated_duration=info.duration,
+        )
+    return info
 
 
 def _frame_count(info: VideoInfo, path: Path, fps: float, start: float, duration: float | None) -> int:
@@ -106,10 +161,7 @@ def _frame_count(info: VideoInfo, path: Path, fps: float, start: float, duration
     if available <= 0:
         raise MediaError(path, f"start={start:g} s is past the end of the video ({info.duration:g} s)")
     span = available if duration is None else min(duration, available)
-    n = math.floor(span * fps + 1e-6)
-    if n < 1:
-        raise MediaError(path, f"the requested {span:g} s is shorter than one frame at {fps:g} fps")
-    return n
+    return max(1, math.floor(span * fps + 1e-6))
 
 
 def _check_args(
@@ -186,7 +238,9 @@ def _decode(
                     return
                 prev, prev_rgb = frame, None
         except av.FFmpegError as e:
-            raise MediaError(p, f"corrupt video stream ({_reason(e)})") from None
+            if prev is None:
+                raise MediaError(p, f"corrupt video stream ({_reason(e)})") from None
+            # Truncated data: what decoded is kept and the last good frame holds (module docstring).
         if prev is None:
             raise MediaError(p, "video stream holds no decodable frames")
         # The last frame stays on screen until the stream ends.

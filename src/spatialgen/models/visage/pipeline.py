@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from spatialgen.codecs import DiscreteAudioCodec, create_codec
 from spatialgen.encoders import VisualEncoder, create_encoder
 from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
+from spatialgen.models.sampling import SamplingOption
 from spatialgen.models.visage.config import ViSAGeConfig, get_config
 from spatialgen.models.visage.generation import Guidance, codes_to_audio, generate
 from spatialgen.models.visage.model import ViSAGe
@@ -263,6 +264,26 @@ class ViSAGePipeline(GenerationPipeline):
     def frame_rates(self) -> dict[str, float]:
         """The encoder's frame rate, keyed by its name."""
         return {self.encoder_name: float(self.encoder.fps)}
+
+    @property
+    def sampling_options(self) -> dict[str, SamplingOption]:
+        """The keyword options of :meth:`generate` (``spatialgen generate --sample NAME=VALUE``)."""
+        return {
+            "guidance": SamplingOption(
+                str,
+                "joint",
+                "classifier-free guidance: none, joint (released) or dual",
+                choices=("none", "joint", "dual"),
+            ),
+            "guidance_scale": SamplingOption(float, 2.5, "guidance scale (joint; dual: the visual one)"),
+            "direction_guidance_scale": SamplingOption(float, 2.5, "camera-direction scale of dual guidance"),
+            "temperature": SamplingOption(float, 1.0, "softmax temperature of token sampling", minimum=1e-6),
+            "top_k": SamplingOption(
+                int, 256, "sample among the k likeliest tokens", minimum=1, optional=True
+            ),
+            "top_p": SamplingOption(float, None, "nucleus sampling mass", minimum=1e-6, optional=True),
+            "do_sample": SamplingOption(bool, True, "false: greedy decoding"),
+        }
 
     # ------------------------------------------------------------------ conditions
     @torch.no_grad()

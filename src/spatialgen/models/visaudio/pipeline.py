@@ -33,6 +33,7 @@ from spatialgen.codecs import create_codec
 from spatialgen.codecs.base import AudioCodec
 from spatialgen.encoders import SynchformerEncoder, VisualEncoder, create_encoder
 from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
+from spatialgen.models.sampling import SamplingOption
 from spatialgen.models.visaudio.conditioning import Conditions
 from spatialgen.models.visaudio.config import ViSAudioConfig, visaudio_config
 from spatialgen.models.visaudio.flow import generate as flow_generate
@@ -334,6 +335,18 @@ class ViSAudioPipeline(GenerationPipeline):
     def frame_rates(self) -> dict[str, float]:
         """Input frame rate per encoder name."""
         return {n: float(e.fps) for n, e in self.encoders.items()}
+
+    @property
+    def sampling_options(self) -> dict[str, SamplingOption]:
+        """The keyword options of :meth:`generate` (``spatialgen generate --sample NAME=VALUE``)."""
+        return {
+            "cfg_scale": SamplingOption(float, self.sampling["cfg_scale"], "guidance scale (1 disables CFG)"),
+            "steps": SamplingOption(int, self.sampling["steps"], "ODE steps", minimum=1),
+            "method": SamplingOption(
+                str, self.sampling["method"], "ODE solver", choices=("euler", "heun", "midpoint")
+            ),
+            "sequential": SamplingOption(bool, False, "left-then-right ear updates within each step"),
+        }
 
     def num_samples(self, seconds: float | None = None) -> int:
         """Audio samples of ``seconds`` (default: the window)."""
