@@ -130,3 +130,8 @@ def test_float32_fast_paths_keep_dtype_and_accuracy() -> None:
     np.testing.assert_allclose(per_sample.numpy(), view_np(x.double().numpy(), pose), rtol=0, atol=2e-5)
     pose = camera_np(np.full(t, 1.0), np.full(t, 0.3), np.full(t, -0.2))
     np.testing.assert_allclose(static.numpy(), view_np(x.double().numpy(), pose), rtol=0, atol=2e-5)
+
+
+def test_empty_on_other_devices_is_torch_empty() -> None:
+    t = buffers.empty((4, 1 << 21), torch.float32, "meta")  # 32 MiB, not CPU: never NumPy
+    assert t.device.type == "meta" and t.shape == (4, 1 << 21)

@@ -7,8 +7,9 @@ Two equal results (to float rounding), picked by :func:`mix_convolve`:
 - ``"ola"``: overlap-add (Stockham 1966; e.g. ``scipy.signal.oaconvolve``). The input is cut into hops
   of ``L = n_fft − taps + 1`` samples, each hop is transformed with a short FFT of ``n_fft`` points,
   mixed in the frequency domain and transformed back; the ``taps − 1`` tail of each block is added to
-  the start of the next. Blocks are processed a few at a time (about 64 k samples) so every temporary
-  stays in cache, and the output is written once into a huge-page buffer (:mod:`.buffers`).
+  the start of the next. On CPU, blocks are processed a few at a time (about 64 k samples) so every
+  temporary stays in cache, and the output is written once into a huge-page buffer (:mod:`.buffers`);
+  on accelerators all blocks form one group.
 
 ``n_fft`` minimises the FFT cost per output sample ``n log n / (n − taps + 1)`` over powers of two
 ≥ ``2 taps`` (4096 for the 512-tap decoder filters). Results do not depend on the torch thread count:
@@ -78,7 +79,8 @@ def _convolve_ola(x: Tensor, filters: Tensor, n_fft: int) -> Tensor:
     n_ears = filters.shape[1]
     out = buffers.empty((b, n_ears, t), x.dtype, x.device)
     n_blocks = -(-t // hop)
-    per_group = max(1, _CHUNK_SAMPLES // hop)
+    # CPU: small groups stay in cache; accelerators: one group, as kernel launches cost more than memory
+    per_group = max(1, _CHUNK_SAMPLES // hop) if x.device.type == "cpu" else n_blocks
     carry: Tensor | None = None  # the tail of the previous group's last block
     for k0 in range(0, n_blocks, per_group):
         k1 = min(n_blocks, k0 + per_group)
