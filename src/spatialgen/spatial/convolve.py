@@ -90,15 +90,18 @@ def _convolve_ola(x: Tensor, filters: Tensor, n_fft: int) -> Tensor:
             seg_in = F.pad(seg_in, (0, kb * hop - (s1 - s0)))
         spec = torch.fft.rfft(seg_in.reshape(b, c, kb, hop), n=n_fft)  # [B, C, kb, F]
         y = torch.fft.irfft(_mix(spec, h), n=n_fft)  # [B, E, kb, n_fft]
-        seg = torch.empty(b, n_ears, (kb + 1) * hop, dtype=x.dtype, device=x.device)
-        seg[..., : kb * hop].view(b, n_ears, kb, hop).copy_(y[..., :hop])
-        seg[..., kb * hop :].zero_()
+        whole = s1 - s0 == kb * hop
+        # whole blocks overlap-add straight into the output; the last, partial group through scratch
+        dst = out[..., s0:s1] if whole else torch.empty(b, n_ears, kb * hop, dtype=x.dtype, device=x.device)
+        blocks = dst.view(b, n_ears, kb, hop)
+        blocks.copy_(y[..., :hop])
         # block k's tail (taps - 1 ≤ hop samples) lands at the start of block k + 1
-        seg[..., hop:].view(b, n_ears, kb, hop)[..., : taps - 1].add_(y[..., hop:])
+        blocks[:, :, 1:, : taps - 1].add_(y[:, :, :-1, hop:])
         if carry is not None:
-            seg[..., : taps - 1].add_(carry)
-        out[..., s0:s1].copy_(seg[..., : s1 - s0])
-        carry = seg[..., kb * hop : kb * hop + taps - 1]
+            dst[..., : taps - 1].add_(carry)
+        carry = y[:, :, -1, hop:]
+        if not whole:
+            out[..., s0:s1].copy_(dst[..., : s1 - s0])
     return out
 
 
