@@ -13,6 +13,11 @@ Shapes: FOA is ``[..., 4, T]``; mono signals are ``[..., T]``. An angle (radians
 tensor, a per-item tensor (fewer dims than the batch part of the audio, broadcast against it), or a
 per-sample tensor with the batch dims *and* a last time dim of length ``T`` (or 1). All functions keep
 the input's dtype and device and are differentiable.
+
+Speed (issue 19): without autograd, :func:`rotate` writes long signals into one huge-page output
+(:mod:`spatialgen.spatial.buffers`): a static pose is one BLAS 3x3 product on ``[Y, Z, X]`` plus a copy
+of W (about a NumPy matrix product), a trajectory runs cache-sized chunks of in-place plane rotations.
+When a gradient is needed the plain batched formulas below run instead (equal to rounding).
 """
 
 from __future__ import annotations
