@@ -13,7 +13,9 @@ Variants (float32, batch 1):
 - ``*_old``: the code before issue 19, rebuilt from the same public pieces: a full ``isfinite`` scan of
   every input, ``foa_rotation_matrix(R.T) @ x`` for a static pose, the 9-entry multiply-add for a
   trajectory, one full-length FFT convolution for the render.
-- new: :func:`spatialgen.spatial.foa.rotate` and :func:`spatialgen.spatial.binaural.render_foa` as shipped.
+- new: :func:`spatialgen.spatial.foa.rotate` and :func:`spatialgen.spatial.binaural.render_foa` as shipped
+  (their chunked loops on 1 thread); with ``--threads N > 1`` also ``*_global_threads``: the same loops
+  on torch's N threads (``threads=None``).
 Plus the equirect -> perspective projection (8 s of 224² video at 8 fps), unchanged by issue 19.
 """
 
@@ -103,6 +105,11 @@ def bench_audio(device: str, rounds: int, old: bool) -> list[dict]:
     variants["binaural_render_foa"] = lambda: binaural.render_foa(x, SR)
     variants["rotate_static+binaural"] = lambda: binaural.render_foa(foa.rotate(x, 0.3, 0.1, 0.05), SR)
     variants["rotate_trajectory+binaural"] = lambda: binaural.render_foa(foa.rotate(x, yaw, pitch, roll), SR)
+    if torch.get_num_threads() > 1:  # the chunked loops on torch's thread count instead of their default 1
+        variants["foa_rotate_trajectory_global_threads"] = lambda: foa.rotate(
+            x, yaw, pitch, roll, threads=None
+        )
+        variants["binaural_render_foa_global_threads"] = lambda: binaural.render_foa(x, SR, threads=None)
     if device == "cpu":
         variants["scipy_oaconvolve"] = lambda: [
             sum(scipy.signal.oaconvolve(xn[c], hn[e, c])[:n] for c in range(4)) for e in range(2)

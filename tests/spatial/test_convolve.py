@@ -112,18 +112,39 @@ def test_long_render_foa_and_source_equal_scipy() -> None:
 
 
 def test_results_do_not_depend_on_the_thread_count() -> None:
-    """Render and both rotation paths give bit-identical outputs on 1 and 2 torch threads."""
+    """Render, both rotation paths and mono rendering are bit-identical on 1 and 2 torch threads, whether
+    the loops take torch's setting (``threads=None``) or their own; the setting is restored after."""
     x = torch.from_numpy(RNG.standard_normal((2, 4, 40_000))).float()
     yaw = torch.linspace(-3, 3, 40_000).expand(2, -1)
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
     runs = []
     try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
+        for global_threads, threads in ((1, 1), (2, None), (1, 2), (2, 1)):
+            torch.set_num_threads(global_threads)
             runs.append(
-                (render_foa(x, 16000), foa.rotate(x, 0.3, 0.1, -0.2), foa.rotate(x, yaw, 0.2 * yaw, -0.1))
+                (
+                    render_foa(x, 16000, threads=threads),
+                    render_source(x[:, 0], 0.5, 0.1, 16000, threads=threads),
+                    foa.rotate(x, 0.3, 0.1, -0.2, threads=threads),
+                    foa.rotate(x, yaw, 0.2 * yaw, -0.1, threads=threads),
+                )
             )
+            assert torch.get_num_threads() == global_threads
     finally:
-        torch.set_num_threads(threads)
-    for one, two in zip(*runs, strict=True):
-        assert torch.equal(one, two)
+        torch.set_num_threads(before)
+    for run in runs[1:]:
+        for one, other in zip(runs[0], run, strict=True):
+            assert torch.equal(one, other)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_threads_is_one_line_before_any_work(bad: object) -> None:
+    x = torch.zeros(4, 100)
+    for call in (
+        lambda: render_foa(x, 16000, threads=bad),
+        lambda: render_source(x[0], 0.0, 0.0, 16000, threads=bad),
+        lambda: foa.rotate(x, 0.1, threads=bad),
+        lambda: convolve.mix_convolve(x[None], torch.zeros(1, 2, 4, 3), threads=bad),
+    ):
+        with pytest.raises(ValueError, match=r"^threads: expected a positive integer or None"):
+            call()

@@ -31,6 +31,7 @@ from spatialgen.spatial.checks import all_finite, check_audio, check_foa, check_
 from spatialgen.spatial.convolve import mix_convolve
 from spatialgen.spatial.geometry import AngleLike
 from spatialgen.spatial.hrir import HRIRSet, angle64, load_hrir
+from spatialgen.spatial.threads import check_threads
 
 __all__ = [
     "CUBE_LAYOUT",
@@ -186,6 +187,8 @@ def render_foa(
     sample_rate: int,
     hrir: HRIRLike = "spherical-head",
     method: DecoderMethod = DEFAULT_METHOD,
+    *,
+    threads: int | None = 1,
 ) -> Tensor:
     """Render AmbiX FOA ``[..., 4, T]`` to binaural ``[..., 2, T]`` (``[L, R]``, dtype and device kept).
 
@@ -194,14 +197,16 @@ def render_foa(
     (KEMAR, +90°, 16 kHz: 14.5 dB vs 8.7 dB for ``"max_re"``) at a similar ITD (≈ 400 µs).
     Convolution with :func:`foa_decoder_filters` (overlap-add for long signals, see
     :mod:`spatialgen.spatial.convolve`); the output is the causal first ``T`` samples (the HRIR onset
-    delay is kept, the tail dropped).
+    delay is kept, the tail dropped). ``threads``: torch intra-op threads for the overlap-add loop of
+    long signals (``None`` keeps torch's setting; :mod:`spatialgen.spatial.threads` says why 1).
     """
     check_foa(x, "x")
     sample_rate = check_sample_rate(sample_rate)
+    threads = check_threads(threads)
     dtype = _work_dtype(x.dtype)
     filters = foa_decoder_filters(hrir, sample_rate, method).to(device=x.device, dtype=dtype)
     flat = x.to(dtype).reshape(-1, 4, x.shape[-1])
-    out = mix_convolve(flat, filters.unsqueeze(0))
+    out = mix_convolve(flat, filters.unsqueeze(0), threads=threads)
     return out.reshape(*x.shape[:-2], 2, x.shape[-1]).to(x.dtype)
 
 
@@ -211,16 +216,19 @@ def render_source(
     elevation: AngleLike,
     sample_rate: int,
     hrir: HRIRLike = "spherical-head",
+    *,
+    threads: int | None = 1,
 ) -> Tensor:
     """Render a mono source ``[..., T]`` at a fixed direction to binaural ``[..., 2, T]``.
 
     ``azimuth``/``elevation`` (radians) are floats or tensors broadcastable to ``signal.shape[:-1]``.
     The HRIR is exact for analytic sets (the spherical head) and the nearest measured direction
     otherwise (no interpolation, which would comb-filter HRIRs with different delays). Same causal
-    ``T``-sample output as :func:`render_foa`.
+    ``T``-sample output and ``threads`` as :func:`render_foa`.
     """
     check_audio(signal, "signal")
     sample_rate = check_sample_rate(sample_rate)
+    threads = check_threads(threads)
     az, el = angle64(azimuth), angle64(elevation)
     if not (all_finite(az) and all_finite(el)):
         raise ValueError("render_source: azimuth and elevation must be finite (radians)")
@@ -230,4 +238,4 @@ def render_source(
     t = signal.shape[-1]
     flat = signal.to(dtype).expand(*shape, t).reshape(-1, 1, t)
     filters = irs.expand(*shape, *irs.shape[-2:]).reshape(-1, 2, 1, irs.shape[-1])
-    return mix_convolve(flat, filters).reshape(*shape, 2, t).to(signal.dtype)
+    return mix_convolve(flat, filters, threads=threads).reshape(*shape, 2, t).to(signal.dtype)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spatialgen.spatial import buffers
+from spatialgen.spatial.threads import check_threads, intra_op_threads
 
 __all__ = ["ConvolveMode", "mix_convolve", "ola_fft_size"]
 
@@ -105,7 +106,9 @@ def _convolve_ola(x: Tensor, filters: Tensor, n_fft: int) -> Tensor:
     return out
 
 
-def mix_convolve(x: Tensor, filters: Tensor, mode: ConvolveMode = "auto") -> Tensor:
+def mix_convolve(
+    x: Tensor, filters: Tensor, mode: ConvolveMode = "auto", *, threads: int | None = 1
+) -> Tensor:
     """``y[b, e] = Σ_c filters[b, e, c] * x[b, c]`` truncated to the first ``T`` samples (causal).
 
     Args:
@@ -114,12 +117,15 @@ def mix_convolve(x: Tensor, filters: Tensor, mode: ConvolveMode = "auto") -> Ten
         mode: ``"full"`` (one long FFT), ``"ola"`` (overlap-add blocks) or ``"auto"``: overlap-add when
             the signal spans more than two blocks and no gradient is needed, since the full path is the
             differentiable reference and equally fast for short signals.
+        threads: torch intra-op threads for the overlap-add loop (``None``: torch's setting; see
+            :mod:`spatialgen.spatial.threads` for why 1). The full path always uses torch's setting.
 
     Returns:
         ``[B, E, T]``.
     """
     if mode not in ("auto", "full", "ola"):
         raise ValueError(f"mix_convolve: mode must be 'auto', 'full' or 'ola', got {mode!r}")
+    threads = check_threads(threads)
     taps = filters.shape[-1]
     n_fft = ola_fft_size(taps)
     if mode == "auto":
@@ -128,4 +134,5 @@ def mix_convolve(x: Tensor, filters: Tensor, mode: ConvolveMode = "auto") -> Ten
         mode = "ola" if long and not grad else "full"
     if mode == "full":
         return _convolve_full(x, filters)
-    return _convolve_ola(x, filters, n_fft)
+    with intra_op_threads(threads):
+        return _convolve_ola(x, filters, n_fft)

@@ -30,6 +30,7 @@ from torch import Tensor
 from spatialgen.spatial import buffers
 from spatialgen.spatial.checks import all_finite, check_audio, check_foa
 from spatialgen.spatial.geometry import AngleLike, as_angle, direction, rotation_matrix
+from spatialgen.spatial.threads import check_threads, intra_op_threads
 
 __all__ = [
     "ambix_to_fuma",
@@ -218,15 +219,20 @@ def _pose_entries(yaw: Tensor, pitch: Tensor, roll: Tensor) -> list[list[Tensor]
     ]
 
 
-def rotate(x: Tensor, yaw: AngleLike, pitch: AngleLike = 0.0, roll: AngleLike = 0.0) -> Tensor:
+def rotate(
+    x: Tensor, yaw: AngleLike, pitch: AngleLike = 0.0, roll: AngleLike = 0.0, *, threads: int | None = 1
+) -> Tensor:
     """World FOA ``[..., 4, T]`` -> FOA heard by a camera with pose ``(yaw, pitch, roll)`` (radians).
 
     Applies ``Rᵀ`` to the dipole ``(X, Y, Z)`` with ``R = Rz(yaw)·Ry(−pitch)·Rx(roll)``; W is copied.
     Turning the camera left (yaw > 0) moves sources to the right (negative azimuth). Angles are floats,
     per-item tensors (at most ``x.dim() - 2`` dims, broadcast against ``x.shape[:-2]``) or per-sample
     tensors ``[..., T]`` (``x.dim() - 1`` dims) for a trajectory; the pose is then evaluated per sample.
+    ``threads``: torch intra-op threads for the chunked trajectory loop (``None`` keeps torch's
+    setting; :mod:`spatialgen.spatial.threads` says why 1).
     """
     x = check_foa(x)
+    threads = check_threads(threads)
     batch_dims, n_samples = x.dim() - 2, x.shape[-1]
     # Trig runs in the promoted dtype of audio and angles: float64 audio gets float64 poses.
     angles = [
@@ -237,7 +243,8 @@ def rotate(x: Tensor, yaw: AngleLike, pitch: AngleLike = 0.0, roll: AngleLike = 
     per_sample = any(a.shape[-1] != 1 for a in angles)
     if per_sample and not _needs_grad(x, *angles):
         skip = [isinstance(v, int | float) and v == 0 for v in (yaw, pitch, roll)]
-        return _rotate_per_sample(x, angles, skip, full[:-1])
+        with intra_op_threads(threads):
+            return _rotate_per_sample(x, angles, skip, full[:-1])
     entries = [[e.to(x.dtype) for e in row] for row in _pose_entries(*angles)]
     if all(a.shape[-1] == 1 for a in angles):  # one pose per item: a 4x4 matmul is the fastest path
         flat = torch.broadcast_tensors(*(e for row in entries for e in row))
