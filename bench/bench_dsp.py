@@ -4,7 +4,8 @@ Every variant runs once per round and the rounds interleave all variants (in a s
 busy machine slows them alike; each row reports the median wall and CPU (process) time over the rounds,
 the real-time factors ``rtf = 60 s / median wall`` and ``rtf_cpu = 60 s / median CPU`` (higher is
 better; on a shared machine CPU time is what one quiet core would take), and ratios against the floors
-and the old code as medians of per-round ratios, of wall and of CPU time. Torch runs on ``--threads`` intra-op threads (default 1, the issue-19 target).
+and the old code as medians of per-round ratios, of wall and of CPU time. One run per ``--threads``
+count of torch intra-op threads (default 1, the issue-19 target, then 2).
 
 Variants (float32, batch 1):
 - floors: ``numpy_matmul_4x4`` (``M @ x`` on the ``[4, T]`` array, what "a plain numpy matrix product"
@@ -181,13 +182,18 @@ def bench_projection(device: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-only", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op thread counts, one run each"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median)")
     parser.add_argument("--no-old", action="store_true", help="skip the pre-issue-19 variants")
     parser.add_argument("--no-projection", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = bench_audio("cpu", args.rounds, not args.no_old)
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rows += bench_audio("cpu", args.rounds, not args.no_old)
+    torch.set_num_threads(args.threads[0])
     if not args.no_projection:
         rows.append(bench_projection("cpu"))
     if torch.cuda.is_available() and not args.cpu_only:
@@ -200,7 +206,8 @@ def main() -> None:
         note=(
             "60 s of 48 kHz FOA (float32, batch 1); variants interleaved per round, medians over rounds; "
             "rtf = media seconds per wall second; cpu_seconds = process CPU time (less sensitive to other "
-            "load on a shared machine); x_<floor> and speedup_vs_old are medians of per-round ratios"
+            "load on a shared machine); x_<floor> and speedup_vs_old are medians of per-round ratios; "
+            "threads = torch intra-op threads of each run (machine.torch_threads is the first)"
         ),
     )
 

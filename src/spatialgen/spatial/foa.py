@@ -228,8 +228,8 @@ def rotate(
     Turning the camera left (yaw > 0) moves sources to the right (negative azimuth). Angles are floats,
     per-item tensors (at most ``x.dim() - 2`` dims, broadcast against ``x.shape[:-2]``) or per-sample
     tensors ``[..., T]`` (``x.dim() - 1`` dims) for a trajectory; the pose is then evaluated per sample.
-    ``threads``: torch intra-op threads for the chunked trajectory loop (``None`` keeps torch's
-    setting; :mod:`spatialgen.spatial.threads` says why 1).
+    ``threads``: torch intra-op threads for the long-signal paths (chunked trajectory loop, static BLAS
+    product; ``None`` keeps torch's setting; :mod:`spatialgen.spatial.threads` says why 1).
     """
     x = check_foa(x)
     threads = check_threads(threads)
@@ -249,7 +249,8 @@ def rotate(
     if all(a.shape[-1] == 1 for a in angles):  # one pose per item: a 4x4 matmul is the fastest path
         flat = torch.broadcast_tensors(*(e for row in entries for e in row))
         pose = torch.stack(flat, dim=-1).squeeze(-2).unflatten(-1, (3, 3))
-        return _apply_static(x, foa_rotation_matrix(pose.mT))
+        with intra_op_threads(threads):
+            return _apply_static(x, foa_rotation_matrix(pose.mT))
     return _apply_transposed(x, entries)
 
 

@@ -1,7 +1,7 @@
 """Intra-op thread count for the chunked long-signal loops (``threads=`` of rotate / render functions).
 
 The long-signal paths (:func:`spatialgen.spatial.foa.rotate` trajectories, overlap-add rendering)
-issue thousands of small cache-sized ops. With ``N > 1`` torch threads every op is a fork-join, and
+issue thousands of small cache-sized ops (the static rotation one memory-bound BLAS product). With ``N > 1`` torch threads every op is a fork-join, and
 when other processes hold the cores each join waits for a descheduled thread: on the shared 2-core
 development machine two threads made a 60 s render 13x and a trajectory rotation 20x slower than one
 (bench/bench_dsp.py ``--threads 2``). Ops this small gain little from threads even on an idle machine,
