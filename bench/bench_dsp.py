@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import statistics
 import time
@@ -176,6 +177,7 @@ def bench_projection(device: str) -> dict:
         "seconds": wall,
         "cpu_seconds": statistics.median(s[1] for s in times),
         "rtf": video_seconds / wall,
+        "rtf_cpu": video_seconds / statistics.median(s[1] for s in times),
     }
 
 
@@ -189,6 +191,7 @@ def main() -> None:
     parser.add_argument("--no-old", action="store_true", help="skip the pre-issue-19 variants")
     parser.add_argument("--no-projection", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -209,6 +212,7 @@ def main() -> None:
             "load on a shared machine); x_<floor> and speedup_vs_old are medians of per-round ratios; "
             "threads = torch intra-op threads of each run (machine.torch_threads is the first)"
         ),
+        load_average_1_5_15min={"before": load_before, "after": os.getloadavg()},
     )
 
 
