@@ -5,6 +5,6 @@ Nothing here imports other spatialgen packages except :mod:`spatialgen.errors` a
 Conventions: DESIGN.md and reference/spatial.md.
 """
 
-from spatialgen.spatial import binaural, cues, doa, energy_map, foa, geometry, hrir, projection
+from spatialgen.spatial import binaural, convolve, cues, doa, energy_map, foa, geometry, hrir, projection
 
-__all__ = ["binaural", "cues", "doa", "energy_map", "foa", "geometry", "hrir", "projection"]
+__all__ = ["binaural", "convolve", "cues", "doa", "energy_map", "foa", "geometry", "hrir", "projection"]

@@ -27,9 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spatialgen.spatial.checks import check_audio, check_foa, check_sample_rate
+from spatialgen.spatial.checks import all_finite, check_audio, check_foa, check_sample_rate
+from spatialgen.spatial.convolve import mix_convolve
 from spatialgen.spatial.geometry import AngleLike
 from spatialgen.spatial.hrir import HRIRSet, angle64, load_hrir
+from spatialgen.spatial.threads import check_threads
 
 __all__ = [
     "CUBE_LAYOUT",
@@ -180,34 +182,32 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _fft_size(length: int, taps: int) -> int:
-    """Power-of-two FFT size for a linear (non-circular) convolution of ``length`` by ``taps``."""
-    return 1 << (length + taps - 2).bit_length()
-
-
 def render_foa(
     x: Tensor,
     sample_rate: int,
     hrir: HRIRLike = "spherical-head",
     method: DecoderMethod = DEFAULT_METHOD,
+    *,
+    threads: int | None = 1,
 ) -> Tensor:
     """Render AmbiX FOA ``[..., 4, T]`` to binaural ``[..., 2, T]`` (``[L, R]``, dtype and device kept).
 
     ``hrir`` is a registry name (``"spherical-head"``, ``"mit-kemar"``), a SOFA path or an
     :class:`HRIRSet`. ``method="magls"`` (default) keeps the high-frequency ILD close to the HRIRs'
-    (KEMAR, +90°, 16 kHz: 14.5 dB vs 8.7 dB for ``"max_re"``) at a similar ITD (≈ 400 µs). FFT convolution with :func:`foa_decoder_filters`; the output is the causal first
-    ``T`` samples (the HRIR onset delay is kept, the tail dropped).
+    (KEMAR, +90°, 16 kHz: 14.5 dB vs 8.7 dB for ``"max_re"``) at a similar ITD (≈ 400 µs).
+    Convolution with :func:`foa_decoder_filters` (overlap-add for long signals, see
+    :mod:`spatialgen.spatial.convolve`); the output is the causal first ``T`` samples (the HRIR onset
+    delay is kept, the tail dropped). ``threads``: torch intra-op threads for the overlap-add loop of
+    long signals (``None`` keeps torch's setting; :mod:`spatialgen.spatial.threads` says why 1).
     """
     check_foa(x, "x")
     sample_rate = check_sample_rate(sample_rate)
+    threads = check_threads(threads)
     dtype = _work_dtype(x.dtype)
     filters = foa_decoder_filters(hrir, sample_rate, method).to(device=x.device, dtype=dtype)
-    t = x.shape[-1]
-    n = _fft_size(t, filters.shape[-1])
-    spec = torch.fft.rfft(x.to(dtype), n=n)  # [..., 4, F]
-    h = torch.fft.rfft(filters, n=n)  # [2, 4, F]
-    out = torch.fft.irfft(torch.einsum("...cf,ecf->...ef", spec, h), n=n)[..., :t]
-    return out.to(x.dtype)
+    flat = x.to(dtype).reshape(-1, 4, x.shape[-1])
+    out = mix_convolve(flat, filters.unsqueeze(0), threads=threads)
+    return out.reshape(*x.shape[:-2], 2, x.shape[-1]).to(x.dtype)
 
 
 def render_source(
@@ -216,23 +216,26 @@ def render_source(
     elevation: AngleLike,
     sample_rate: int,
     hrir: HRIRLike = "spherical-head",
+    *,
+    threads: int | None = 1,
 ) -> Tensor:
     """Render a mono source ``[..., T]`` at a fixed direction to binaural ``[..., 2, T]``.
 
     ``azimuth``/``elevation`` (radians) are floats or tensors broadcastable to ``signal.shape[:-1]``.
     The HRIR is exact for analytic sets (the spherical head) and the nearest measured direction
     otherwise (no interpolation, which would comb-filter HRIRs with different delays). Same causal
-    ``T``-sample output as :func:`render_foa`.
+    ``T``-sample output and ``threads`` as :func:`render_foa`.
     """
     check_audio(signal, "signal")
     sample_rate = check_sample_rate(sample_rate)
+    threads = check_threads(threads)
     az, el = angle64(azimuth), angle64(elevation)
-    if not bool(torch.isfinite(az).all() & torch.isfinite(el).all()):
+    if not (all_finite(az) and all_finite(el)):
         raise ValueError("render_source: azimuth and elevation must be finite (radians)")
     dtype = _work_dtype(signal.dtype)
     irs = resolve_hrir(hrir, sample_rate).at(az, el).to(device=signal.device, dtype=dtype)  # [..., 2, taps]
+    shape = torch.broadcast_shapes(signal.shape[:-1], irs.shape[:-2])
     t = signal.shape[-1]
-    n = _fft_size(t, irs.shape[-1])
-    spec = torch.fft.rfft(signal.to(dtype), n=n).unsqueeze(-2)  # [..., 1, F]
-    out = torch.fft.irfft(spec * torch.fft.rfft(irs, n=n), n=n)[..., :t]
-    return out.to(signal.dtype)
+    flat = signal.to(dtype).expand(*shape, t).reshape(-1, 1, t)
+    filters = irs.expand(*shape, *irs.shape[-2:]).reshape(-1, 2, 1, irs.shape[-1])
+    return mix_convolve(flat, filters, threads=threads).reshape(*shape, 2, t).to(signal.dtype)
