@@ -180,7 +180,7 @@ def pretrain_encoder(s: DemoSettings, data: Path) -> Path:
                     "lr_scheduler": {"init_args": {"total_steps": s.steps_encoder}},
                 }
             },
-            "data": {"init_args": {"root": str(data), "progress": not s.quick}},
+            "data": {"init_args": {"root": str(data), "synthesize": None, "progress": not s.quick}},
             "trainer": _trainer_patch(s, run, s.steps_encoder, _checkpoint_callbacks(run)[:1]),
         },
     )
@@ -214,6 +214,7 @@ def train_visaudio(s: DemoSettings, data: Path, encoder: Path) -> Path:
             "data": {
                 "init_args": {
                     "root": str(data),
+                    "synthesize": None,  # the demo made its own dataset (step 1)
                     "source": "raw",
                     "cache_dir": None,
                     "clip_seconds": s.seconds,
@@ -269,6 +270,7 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path, encoder: Path) ->
             "data": {
                 "init_args": {
                     "root": str(data),
+                    "synthesize": None,
                     "video_size": ENCODER_KWARGS["input_size"],
                     "foa_frame": "camera",
                     "rotate_prob": 0.0,
