@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,11 @@ def test_card_figure_shows_time(kind: str, request, tmp_path, monkeypatch) -> No
     assert any("time (s)" in t for _, t in labels)  # one axis is time: the motion is visible
     caption = figure_caption(pipe, None)
     assert "over time" in caption and "left to right" in caption
+
+
+def test_export_claims_no_licence_by_default() -> None:
+    from spatialgen.hub.export import build_parser, card_info_from_run
+
+    assert build_parser().parse_args(["run.ckpt", "--out", "x"]).license is None
+    info = card_info_from_run(Path("nowhere/run.ckpt"), license=None)
+    assert info.license is None
