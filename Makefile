@@ -32,8 +32,8 @@ test: $(STAMP)  ## fast test suite (minutes, CPU)
 test-slow: $(STAMP)  ## only the slow tests
 	$(PY) -m pytest -q -m slow
 
-demo: $(STAMP)  ## the main job on the embedded synthetic data
-	$(PY) -m spatialgen demo --out demo_out
+demo: $(STAMP)  ## the main job on the embedded synthetic data (examples/demo)
+	$(PY) -m examples.demo --out demo_out
 
 bench: $(STAMP)  ## benchmarks, JSON results under bench/results/
 	$(PY) bench/run_all.py

@@ -1,4 +1,4 @@
-"""``spatialgen demo --quick``: the whole pipeline at tiny size produces every artefact."""
+"""``python -m examples.demo --quick``: the whole pipeline at tiny size produces every artefact."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spatialgen import demo
+from examples import demo
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,16 @@ def test_direction_tables_score_physics(tmp_path: Path) -> None:
 def test_truth_directions_blocks(tmp_path: Path) -> None:
     u = demo.truth_directions(_clip(tmp_path, -90.0), 2)
     np.testing.assert_allclose(u, [[0.0, -1.0, 0.0]] * 2, atol=1e-9)
+
+
+def test_spatialgen_demo_needs_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from spatialgen.demo import find_checkout, main
+
+    assert find_checkout(Path(__file__).parent) == Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    assert find_checkout() is None
+    assert main(["--quick"]) == 2
+    assert "no spatialgen source checkout here" in capsys.readouterr().err
 
 
 def test_bad_arguments() -> None:

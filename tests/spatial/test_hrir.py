@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,70 @@ def test_sofa_round_trip(tmp_path, variant: str) -> None:
     # the +90° measurement is the louder/earlier-left one (pitfall 9)
     left = loaded.irs[loaded.nearest(90 * DEG, 0.0)]
     assert left[0].square().sum() > left[1].square().sum()
+
+
+_LEFT, _RIGHT = (0.0, 0.09, 0.0), (0.0, -0.09, 0.0)
+_SPH_LEFT, _SPH_RIGHT = (90.0, 0.0, 0.09), (270.0, 0.0, 0.09)
+# per-measurement ear order for the [R, C, M] layout: True = the file stores the right ear first
+_ORDER = [False, True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "cartesian-left-first",
+        "cartesian-right-first",
+        "spherical-left-first",
+        "spherical-right-first",
+        "cartesian-per-measurement",
+        "spherical-per-measurement",
+    ],
+)
+def test_sofa_receiver_layouts_load_left_then_right(tmp_path, layout: str) -> None:
+    """Ears come out [L, R] whatever the ReceiverPosition type, the ear order and per-measurement layout."""
+    sofar = pytest.importorskip("sofar")
+    az = np.array([d[0] for d in SOFA_DIRS_DEG]) * DEG
+    el = np.array([d[1] for d in SOFA_DIRS_DEG]) * DEG
+    irs = SphericalHead().impulse_responses(az, el, SR)  # [M, 2 = (L, R), N]
+    spherical = layout.startswith("spherical")
+    left, right = (_SPH_LEFT, _SPH_RIGHT) if spherical else (_LEFT, _RIGHT)
+    if "per-measurement" in layout:
+        swapped = np.array(_ORDER)
+        receivers = np.stack(
+            [
+                np.stack([right if sw else left for sw in swapped], -1),
+                np.stack([left if sw else right for sw in swapped], -1),
+            ]
+        )  # [2, 3, M]
+    else:
+        swapped = np.full(len(az), "right-first" in layout)
+        receivers = np.array([right, left] if swapped[0] else [left, right])
+    stored = np.where(swapped[:, None, None], irs[:, ::-1], irs)
+    sofa = sofar.Sofa("SimpleFreeFieldHRIR")
+    sofa.Data_IR = stored
+    sofa.Data_SamplingRate = SR
+    sofa.SourcePosition = [[a, e, 1.2] for a, e in SOFA_DIRS_DEG]
+    if spherical:
+        sofa.ReceiverPosition_Type, sofa.ReceiverPosition_Units = "spherical", "degree, degree, metre"
+    sofa.ReceiverPosition = receivers
+    path = tmp_path / f"{layout}.sofa"
+    sofar.write_sofa(str(path), sofa, compression=0)
+    loaded = read_sofa(path)
+    np.testing.assert_allclose(loaded.irs.numpy(), irs, atol=1e-12)
+    # the +90° source is louder in the left ear
+    louder = loaded.irs[loaded.nearest(90 * DEG, 0.0)]
+    assert louder[0].square().sum() > louder[1].square().sum()
+
+
+def test_sofa_bad_receivers_raise_media_error() -> None:
+    # sofar refuses to write such files, so the reader's receiver check is called directly
+    path = Path("bad.sofa")
+    with pytest.raises(MediaError, match=r"bad\.sofa.*3 positions per ear for 2 measurements"):
+        hrir_mod._left_first(path, np.zeros((2, 3, 3)), "cartesian", "metre", 2)
+    with pytest.raises(MediaError, match=r"must be \[2, 3\] or \[2, 3, M\] \(two ears\)"):
+        hrir_mod._left_first(path, np.zeros((3, 3)), "cartesian", "metre", 2)
+    with pytest.raises(MediaError, match="unsupported ReceiverPosition_Type 'polar'"):
+        hrir_mod._left_first(path, np.zeros((2, 3)), "polar", "metre", 2)
 
 
 def test_resampling_a_measured_set_keeps_itd_and_gain(tmp_path, noise: torch.Tensor) -> None:

@@ -106,6 +106,7 @@ class SpatialDataModule(pl.LightningDataModule):
         predict_files: list[str] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
+        synthesize: dict[str, Any] | None = None,
     ) -> None:
         """Configure the data (every argument is a YAML key under ``data.init_args``).
 
@@ -144,6 +145,9 @@ class SpatialDataModule(pl.LightningDataModule):
             predict_files: video files for ``predict`` (any length; read whole at ``fps``).
             seed: seed of random crops, augmentation and shuffling.
             pin_memory: DataLoader ``pin_memory``.
+            synthesize: with ``dataset: synthetic``, generator settings (``generate_dataset``
+                arguments, e.g. ``{n_clips: 80, duration: 2.0}``): a missing ``root`` is synthesised
+                there on first use (:mod:`spatialgen.data.synthetic.ensure`). None: ``root`` must exist.
         """
         super().__init__()
         if source not in ("raw", "cache", "stream"):
@@ -156,6 +160,12 @@ class SpatialDataModule(pl.LightningDataModule):
             )
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        if synthesize is not None:
+            if dataset != "synthetic":
+                raise ValueError(f"synthesize is for dataset: synthetic, not {dataset!r}; remove it")
+            from spatialgen.data.synthetic.ensure import check_synth_settings
+
+            synthesize = check_synth_settings(synthesize, "data.init_args.synthesize")
         self.augment = Augment(rotate_prob, rotate_angles_deg, swap_prob, seed)
         if self.augment.active and (source == "cache" or encoders or codec):
             raise ValueError("rotate_prob/swap_prob need raw media: use source='raw' without encoders/codec")
@@ -172,6 +182,13 @@ class SpatialDataModule(pl.LightningDataModule):
         self.datasets: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ datasets
+    def prepare_data(self) -> None:
+        """Synthesise the synthetic dataset into ``root`` on first use (``synthesize`` set; rank 0)."""
+        if self.hparams.synthesize is not None:
+            from spatialgen.data.synthetic.ensure import ensure_synthetic
+
+            ensure_synthetic(self.hparams.root, self.hparams.synthesize)
+
     def _rank(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
@@ -197,6 +214,7 @@ class SpatialDataModule(pl.LightningDataModule):
             )
         from spatialgen.data.registry import create_dataset
 
+        self.prepare_data()  # no-op when the dataset is there (setup() may run without a Trainer)
         options = ClipOptions(**{**self.options.__dict__, "random_crop": train})
         dataset = create_dataset(hp.dataset, hp.root, split, options)
         if hp.encoders or hp.codec:

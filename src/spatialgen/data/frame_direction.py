@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from spatialgen.data.clips import ClipOptions, DatasetError
+from spatialgen.data.synthetic.ensure import check_synth_settings, ensure_synthetic
 from spatialgen.spatial.doa import diffuseness, intensity_doa
 from spatialgen.spatial.geometry import direction
 
@@ -150,6 +151,8 @@ class FrameDirectionDataModule(pl.LightningDataModule):
         batch_size: frames per batch.
         num_workers: DataLoader workers (the data is in memory; 0 is usually fastest).
         progress: show a progress bar while decoding.
+        synthesize: with ``dataset: synthetic``, generator settings: a missing ``root`` is
+            synthesised there on first use (see :class:`~spatialgen.data.datamodule.SpatialDataModule`).
     """
 
     def __init__(
@@ -167,8 +170,13 @@ class FrameDirectionDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         progress: bool = True,
+        synthesize: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if synthesize is not None:
+            if dataset != "synthetic":
+                raise ValueError(f"synthesize is for dataset: synthetic, not {dataset!r}; remove it")
+            synthesize = check_synth_settings(synthesize, "data.init_args.synthesize")
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         if not fps > 0 or not math.isfinite(fps):
@@ -177,9 +185,15 @@ class FrameDirectionDataModule(pl.LightningDataModule):
         self.datasets: dict[str, TensorDataset] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
 
+    def prepare_data(self) -> None:
+        """Synthesise the synthetic dataset into ``root`` on first use (``synthesize`` set; rank 0)."""
+        if self.hparams.synthesize is not None:
+            ensure_synthetic(self.hparams.root, self.hparams.synthesize)
+
     def _load(self, key: str, split: str) -> None:
         if key in self.datasets:
             return
+        self.prepare_data()
         hp = self.hparams
         self.datasets[key], self.summaries[key] = load_frame_directions(
             hp.dataset,

@@ -75,7 +75,11 @@ class LayoutDataset(ClipDataset):
         super().__init__(options or ClipOptions())
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: dataset root not found")
+            raise DatasetError(
+                f"{self.root}: dataset root not found (expected manifest.json + clip folders, the common "
+                f"layout): make a synthetic one with `spatialgen data synth --out {self.root} --n-clips 50` "
+                f"or build one from 360° videos with FOA with `spatialgen data biaudio --src DIR --out {self.root}`"
+            )
         self.entries = _split_entries(self.root, split)
         self.split = split
 

@@ -80,6 +80,12 @@ class VGGSoundDataset(ClipDataset):
             raise ValueError("VGGSound has no FOA audio: use format='mono' or 'binaural'")
         super().__init__(options)
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(
+                f"{self.root}: dataset root not found. VGGSound: vggsound.csv and the list of 10-s YouTube "
+                "clips are published at www.robots.ox.ac.uk/~vgg/data/vggsound/; expected under root: "
+                "vggsound.csv, video/<ytid>_<start:06d>.mp4 [, audio/<ytid>_<start:06d>.wav]"
+            )
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         rows = read_vggsound_csv(self.root / "vggsound.csv")

@@ -95,6 +95,13 @@ class YTAmbigenDataset(ClipDataset):
     ) -> None:
         super().__init__(options or ClipOptions())
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(
+                f"{self.root}: dataset root not found. YT-Ambigen: the split CSVs (csv/yt_ambigen/"
+                "{train,valid,test}.csv) and ambi.json come with ViSAGe (github.com/jaeyeonkim99/visage), the "
+                "5-s 360° clips with FOA are fetched from YouTube by its utils/ scripts; expected under root: "
+                "csv/yt_ambigen/*.csv, ambi.json, video/<ytid>_<sec>.mp4 [, audio/<ytid>_<sec>.wav]"
+            )
         if split not in SPLIT_FILES:
             raise ValueError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
         ids = read_split_csv(self.root / "csv" / "yt_ambigen" / SPLIT_FILES[split])

@@ -13,6 +13,11 @@ from spatialgen.errors import SpatialgenError
 
 __all__ = ["EncoderWeightsError", "load_state_file", "load_strict", "unwrap_state_dict"]
 
+# Weight files a recipe of this repository writes: a missing one names the command that makes it.
+_MADE_BY = {
+    "visual_direction/tiny.safetensors": "spatialgen fit --config recipes/visual_direction_synthetic.yaml"
+}
+
 # Containers that training scripts wrap a state dict in (Lightning, slowfast/Motionformer, plain).
 _CONTAINER_KEYS = ("state_dict", "model_state", "model", "module", "weights")
 
@@ -25,7 +30,9 @@ def load_state_file(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a ``.safetensors`` file or a torch checkpoint (``weights_only``) into a flat state dict."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise EncoderWeightsError(f"{path}: weight file not found; pass an existing .safetensors/.pth file")
+        maker = next((cmd for tail, cmd in _MADE_BY.items() if path.as_posix().endswith(tail)), None)
+        hint = f"make it with `{maker}` (CPU, ~1 min)" if maker else "pass an existing .safetensors/.pth file"
+        raise EncoderWeightsError(f"{path}: weight file not found; {hint}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -1,9 +1,16 @@
 """Model cards for exports: Hub metadata (``ModelCardData``), description, use and limits, training data
 with the exact recipe YAML, the metrics table of the last evaluation, a figure, licence and citation.
 
-The metadata block is valid Hub YAML (``library_name``, ``license``, ``tags``, ``datasets``,
-``base_model``, ``model-index`` from :class:`huggingface_hub.EvalResult`); ``ModelCard.validate`` needs
-the network and is not called here.
+The metadata block is valid Hub YAML (``library_name``, ``pipeline_tag``, ``tags``, ``datasets``,
+``base_model``, ``model-index`` from :class:`huggingface_hub.EvalResult` when metrics are given, and
+``license`` only when one was chosen: nobody picks a licence for trained weights by default);
+``ModelCard.validate`` needs the network and is not called here. The Hub has no video-to-audio task,
+so ``pipeline_tag`` is ``any-to-any`` (the multimodal task list: huggingface/huggingface.js,
+``packages/tasks/src/pipelines.ts``).
+
+The figure shows the sound moving over time, as its caption says: an azimuth-time map of the generated
+FOA (ViSAGe energy map per 0.25-s block, maximum over elevation, with the intensity-vector DOA) or the
+interaural level difference of the generated binaural audio per 0.25-s block.
 """
 
 from __future__ import annotations
@@ -25,15 +32,24 @@ from spatialgen.models.pipeline import GenerationPipeline
 
 __all__ = [
     "CITATIONS",
+    "FIGURE_BLOCK_SECONDS",
+    "PIPELINE_TAG",
     "CardInfo",
+    "azimuth_time",
     "build_model_card",
     "card_sections",
     "figure_caption",
+    "ild_time",
     "load_metrics",
     "metrics_table",
     "probe_frames",
     "render_card_figure",
 ]
+
+#: Hub pipeline type of every spatialgen model (video in, audio out).
+PIPELINE_TAG = "any-to-any"
+#: block length of the figure's time axis (s)
+FIGURE_BLOCK_SECONDS = 0.25
 
 SPATIALGEN_CITATION = """@software{spatialgen,
   title  = {spatialgen: video-to-spatial-audio training framework and model zoo},
@@ -164,7 +180,9 @@ class CardInfo:
         metrics_dataset: name of the evaluation set.
         figure: path of the figure inside the export (e.g. ``figures/sample.png``).
         figure_caption: its caption.
-        license: Hub licence id (``mit``, ``cc-by-nc-4.0``, ``other``, ...); license_name/link for ``other``.
+        license: Hub licence id (``mit``, ``cc-by-nc-4.0``, ``other``, ...) chosen by the user or taken
+            from the weights' source; None (default): no licence is claimed. license_name/link for ``other``.
+        pipeline_tag: Hub pipeline type (default ``any-to-any``: the Hub has no video-to-audio task).
         citation: BibTeX; default: the method's paper and spatialgen.
         weights_note: e.g. "EMA weights (decay 0.999) at step 12000".
         tags: extra tags.
@@ -183,12 +201,13 @@ class CardInfo:
     metrics_dataset: str = "held-out evaluation set"
     figure: str | None = None
     figure_caption: str = "Sample output"
-    license: str = "mit"
+    license: str | None = None
     license_name: str | None = None
     license_link: str | None = None
     citation: str | None = None
     weights_note: str = "trained weights"
     tags: list[str] = field(default_factory=list)
+    pipeline_tag: str = PIPELINE_TAG
 
 
 def _fmt(value: float) -> str:
@@ -215,7 +234,7 @@ def build_model_card(pipeline: GenerationPipeline, info: CardInfo | None = None)
     metrics = {k: float(v) for k, v in info.metrics.items()}
     eval_results = [
         EvalResult(
-            task_type="video-to-audio",
+            task_type=info.pipeline_tag,
             task_name="Video-to-spatial-audio generation",
             dataset_type=info.metrics_dataset,
             dataset_name=info.metrics_dataset,
@@ -229,6 +248,7 @@ def build_model_card(pipeline: GenerationPipeline, info: CardInfo | None = None)
     tags = sorted({"spatialgen", "spatial-audio", "video-to-audio", *_KIND_TAGS.get(kind, []), *info.tags})
     data = ModelCardData(
         library_name="spatialgen",
+        pipeline_tag=info.pipeline_tag,
         license=info.license,
         license_name=info.license_name,
         license_link=info.license_link,
@@ -239,9 +259,12 @@ def build_model_card(pipeline: GenerationPipeline, info: CardInfo | None = None)
         eval_results=eval_results or None,
     )
     citation = info.citation or "\n\n".join(c for c in (CITATIONS.get(kind), SPATIALGEN_CITATION) if c)
-    license_text = f"`{info.license}`" + (
-        f" ({info.license_name}: {info.license_link})" if info.license_link else ""
-    )
+    if info.license:
+        license_text = f"`{info.license}`" + (
+            f" ({info.license_name}: {info.license_link})" if info.license_link else ""
+        )
+    else:
+        license_text = "No licence was chosen for these weights: ask their author before reusing them."
     return ModelCard.from_template(
         data,
         template_str=TEMPLATE,
@@ -319,6 +342,45 @@ def _window_from_video(pipeline: GenerationPipeline, video: str | os.PathLike) -
     return frames
 
 
+def _blocks(n_samples: int, sample_rate: int, block: float) -> tuple[int, int]:
+    """``(block length in samples, number of whole blocks)``; at least one block (the whole clip)."""
+    size = max(1, round(block * sample_rate))
+    return (size, n_samples // size) if n_samples >= size else (n_samples, 1)
+
+
+def azimuth_time(
+    foa: Tensor, sample_rate: int, block: float = FIGURE_BLOCK_SECONDS
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Azimuth over time of FOA ``[4, T]`` (AmbiX): ``(times s [n], azimuths deg [180], map [n, 180], doa deg [n])``.
+
+    ``map`` is ViSAGe's energy map (:func:`~spatialgen.spatial.energy_map.visage_energy_map`) of each
+    ``block``-second block, maximum over elevation, normalised per block; ``doa`` is the block's
+    intensity-vector azimuth (:func:`~spatialgen.spatial.doa.intensity_doa`). Azimuth + = left.
+    """
+    from spatialgen.spatial.doa import intensity_doa
+    from spatialgen.spatial.energy_map import visage_energy_map, visage_grid
+
+    x = foa.double()
+    size, n = _blocks(x.shape[-1], sample_rate, block)
+    chunks = x[..., : n * size].unflatten(-1, (n, size)).movedim(-2, 0)  # [n, 4, size]
+    energy = visage_energy_map(chunks, sample_rate).amax(dim=-2)  # [n, 180]
+    energy = energy / energy.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+    az, _ = intensity_doa(x[..., : n * size], sample_rate, per_frame=size / sample_rate)
+    times = (torch.arange(n, dtype=torch.float64) + 0.5) * size / sample_rate
+    return times, torch.rad2deg(visage_grid()[0]), energy, torch.rad2deg(az.reshape(n))
+
+
+def ild_time(
+    binaural: Tensor, sample_rate: int, block: float = FIGURE_BLOCK_SECONDS
+) -> tuple[Tensor, Tensor]:
+    """Interaural level difference over time of ``[L, R]`` audio: ``(times s [n], ILD dB [n])``, + = left."""
+    x = binaural.double()
+    size, n = _blocks(x.shape[-1], sample_rate, block)
+    energy = x[..., : n * size].unflatten(-1, (n, size)).square().sum(-1) + 1e-12  # [2, n]
+    times = (torch.arange(n, dtype=torch.float64) + 0.5) * size / sample_rate
+    return times, 10.0 * torch.log10(energy[0] / energy[1])
+
+
 def render_card_figure(
     pipeline: GenerationPipeline,
     path: str | os.PathLike,
@@ -327,9 +389,10 @@ def render_card_figure(
     seed: int = 0,
     sampling: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Generate one window (from ``video`` or :func:`probe_frames`) and plot it to ``path`` (PNG).
+    """Generate one window (from ``video`` or :func:`probe_frames`) and plot it over time to ``path`` (PNG).
 
-    FOA: the ViSAGe energy map of the generated clip (azimuth + = left); binaural: L/R spectrograms.
+    FOA: azimuth-time map (:func:`azimuth_time`); binaural: ILD over time (:func:`ild_time`). Both show
+    whether the sound follows the picture (the probe's disc moves from left to right).
     """
     import matplotlib
 
@@ -343,20 +406,26 @@ def render_card_figure(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     source = Path(video).name if video is not None else "synthetic probe clip (disc moving left to right)"
+    fig, ax = plt.subplots(figsize=(6, 3))
     if pipeline.output_format == "foa":
-        from spatialgen.spatial.energy_map import visage_energy_map
-
-        energy = visage_energy_map(audio.double(), pipeline.sample_rate)
-        fig, ax = plt.subplots(figsize=(6, 3))
-        ax.imshow(energy.numpy(), extent=(179.0, -181.0, -91.0, 89.0), aspect="auto", cmap="magma")
+        times, azimuths, energy, doa = azimuth_time(audio, pipeline.sample_rate)
+        half = float(times[0]) if len(times) else 0.0
+        extent = (float(azimuths[0]) + 1, float(azimuths[-1]) - 1, float(times[-1]) + half, 0.0)
+        ax.imshow(energy.numpy(), extent=extent, aspect="auto", cmap="magma")
+        ax.plot(doa.numpy(), times.numpy(), "c.-", lw=1, label="intensity DOA")
+        ax.set_xlim(extent[0], extent[1])
         ax.set_xlabel("azimuth (deg, + = left)")
-        ax.set_ylabel("elevation (deg)")
-        ax.set_title(f"energy map of generated FOA: {source}", fontsize=9)
-        fig.tight_layout()
+        ax.set_ylabel("time (s)")
+        ax.legend(loc="lower right", fontsize=7)
+        ax.set_title(f"generated FOA, direction over time: {source}", fontsize=9)
     else:
-        from spatialgen.training.visaudio import plot_binaural_spectrograms
-
-        fig = plot_binaural_spectrograms(audio, None, pipeline.sample_rate, title=f"generated: {source}")
+        times, ild = ild_time(audio, pipeline.sample_rate)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.plot(times.numpy(), ild.numpy(), "o-", lw=1.5)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("ILD (dB, + = left louder)")
+        ax.set_title(f"generated binaural, level difference over time: {source}", fontsize=9)
+    fig.tight_layout()
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
@@ -365,14 +434,15 @@ def render_card_figure(
 def figure_caption(pipeline: GenerationPipeline, video: str | os.PathLike | None) -> str:
     """Caption of :func:`render_card_figure`'s output."""
     what = (
-        "Energy map of generated FOA"
+        "Azimuth over time of the generated FOA (energy map per 0.25-s block, intensity DOA in cyan)"
         if pipeline.output_format == "foa"
-        else "Generated binaural spectrograms"
+        else "Interaural level difference over time of the generated binaural audio (+ = left)"
     )
     src = (
         f"for `{Path(video).name}`"
         if video is not None
-        else "for a synthetic probe clip (disc moving left to right)"
+        else "for a synthetic probe clip whose disc moves from left to right (a model that follows the "
+        "picture goes from + to −)"
     )
     return f"{what} {src}"
 

@@ -245,7 +245,9 @@ def build_parser(prog: str = "spatialgen export") -> argparse.ArgumentParser:
     p.add_argument("--no-figure", action="store_true", help="no generated figure in the card")
     p.add_argument("--name", help="model name in the card")
     p.add_argument("--description", help="one paragraph describing the model")
-    p.add_argument("--license", default="mit", help="Hub licence id (default: mit)")
+    p.add_argument(
+        "--license", default=None, help="Hub licence id you chose or the weights' source has (default: none)"
+    )
     p.add_argument("--dataset", action="append", default=[], help="Hub dataset id (repeatable)")
     p.add_argument("--base-model", help="Hub id of the model this one was fine-tuned from")
     return p

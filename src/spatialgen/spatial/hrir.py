@@ -261,11 +261,43 @@ class SphericalHead:
         return HRIRSet(grid, torch.from_numpy(irs), int(sample_rate), name="spherical-head", model=self)
 
 
+def _left_first(path: Path, receivers: np.ndarray, kind: str, units: str, n_measurements: int) -> np.ndarray:
+    """Per measurement, whether receiver 0 is the left ear (larger lateral coordinate y; ties: SOFA order).
+
+    ``receivers`` is SOFA's ``ReceiverPosition``: ``[R, C]``, ``[R, C, 1]`` or per measurement
+    ``[R, C, M]``, with ``C = 3`` coordinates of type ``kind`` (cartesian x, y, z; or spherical azimuth
+    anticlockwise from +x, elevation, radius).
+    """
+    if receivers.ndim == 2:
+        receivers = receivers[..., None]
+    if receivers.ndim != 3 or receivers.shape[0] != 2 or receivers.shape[1] != 3:
+        raise MediaError(
+            path, f"ReceiverPosition must be [2, 3] or [2, 3, M] (two ears), got {receivers.shape}"
+        )
+    if receivers.shape[2] not in (1, n_measurements):
+        raise MediaError(
+            path,
+            f"ReceiverPosition has {receivers.shape[2]} positions per ear for {n_measurements} measurements",
+        )
+    if "spherical" in kind:
+        scale = math.pi / 180.0 if "degree" in units else 1.0
+        az, el, radius = receivers[:, 0] * scale, receivers[:, 1] * scale, receivers[:, 2]
+        lateral = radius * np.cos(el) * np.sin(az)
+    elif "cartesian" in kind:
+        lateral = receivers[:, 1]
+    else:
+        raise MediaError(path, f"unsupported ReceiverPosition_Type {kind!r}")
+    return np.broadcast_to(lateral[0] >= lateral[1], (n_measurements,))
+
+
 def read_sofa(path: str | os.PathLike, sample_rate: int | None = None) -> HRIRSet:
     """Read a ``SimpleFreeFieldHRIR`` SOFA file into an :class:`HRIRSet` (float64).
 
     Source positions (spherical degrees or cartesian) are converted to the project frame; receivers are
-    ordered ``[L, R]`` by their y coordinate; non-zero ``Data_Delay`` is applied as whole samples.
+    ordered ``[L, R]`` by their lateral (y, +left) coordinate, read from ``ReceiverPosition`` in its
+    ``ReceiverPosition_Type`` (cartesian, or spherical azimuth/elevation/radius), per measurement when
+    the positions are given per measurement (``[R, C, M]``); non-zero ``Data_Delay`` is applied as whole
+    samples.
     The set is resampled to ``sample_rate`` when given. Any problem raises :class:`MediaError`.
     """
     path = Path(path)
@@ -286,7 +318,9 @@ def read_sofa(path: str | os.PathLike, sample_rate: int | None = None) -> HRIRSe
         positions = np.atleast_2d(np.asarray(sofa.SourcePosition, dtype=np.float64))
         pos_type = str(sofa.SourcePosition_Type).lower()
         units = str(sofa.SourcePosition_Units).lower()
-        receivers = np.asarray(sofa.ReceiverPosition, dtype=np.float64).reshape(-1, 3)
+        receivers = np.asarray(sofa.ReceiverPosition, dtype=np.float64)
+        receiver_type = str(getattr(sofa, "ReceiverPosition_Type", "cartesian")).lower()
+        receiver_units = str(getattr(sofa, "ReceiverPosition_Units", "metre")).lower()
         delays = np.asarray(getattr(sofa, "Data_Delay", np.zeros((1, 2))), dtype=np.float64)
     except (AttributeError, ValueError, TypeError) as exc:
         raise MediaError(path, f"SOFA file lacks a required field ({exc})") from None
@@ -307,8 +341,8 @@ def read_sofa(path: str | os.PathLike, sample_rate: int | None = None) -> HRIRSe
         az, el = np.arctan2(y, x), np.arctan2(z, np.hypot(x, y))
     else:
         raise MediaError(path, f"unsupported SourcePosition_Type {pos_type!r}")
-    if receivers.shape[0] == 2 and receivers[0, 1] < receivers[1, 1]:
-        irs = irs[:, ::-1]  # receiver 0 is the right ear (y < 0): reorder to [L, R]
+    left_first = _left_first(path, receivers, receiver_type, receiver_units, irs.shape[0])
+    irs = np.where(left_first[:, None, None], irs, irs[:, ::-1])  # reorder each measurement to [L, R]
     delays = np.broadcast_to(np.round(delays).astype(int).reshape(-1, 2)[:, :2], (irs.shape[0], 2))
     if delays.any():
         max_delay = int(delays.max())

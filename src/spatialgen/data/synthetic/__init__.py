@@ -5,6 +5,7 @@ uniquely coloured objects that each emit a class-specific sound, in the on-disk 
 schema shared with the real-dataset adapters (:mod:`spatialgen.data.synthetic.metadata`).
 """
 
+from spatialgen.data.synthetic.ensure import check_synth_settings, ensure_synthetic
 from spatialgen.data.synthetic.generate import generate_clip, generate_dataset, write_clip
 from spatialgen.data.synthetic.metadata import (
     SCHEMA_VERSION,
@@ -32,6 +33,8 @@ __all__ = [
     "SoundClass",
     "SourceTrack",
     "SynthConfig",
+    "check_synth_settings",
+    "ensure_synthetic",
     "generate_clip",
     "generate_dataset",
     "get_sound_class",

@@ -1,8 +1,10 @@
 """Generate a synthetic dataset on disk: clips in parallel, then the manifest with seeded splits.
 
-Clip ``i`` depends only on ``(seed, i)`` and the settings, never on ``n_clips`` or ``workers``: each
-clip is drawn from its own random generator and rendered single-threaded (torch intra-op threads are
-set to 1 while generating, in every process), so files are identical for any worker count.
+Clip ``i`` depends only on ``(seed, i)`` and the settings, never on ``n_clips``, ``workers`` or the
+caller's torch thread count: each clip is drawn from its own random generator, rendered with torch
+intra-op threads set to 1 (in every process), and its videos are encoded by one x264 thread without
+macroblock-tree rate control (see :func:`spatialgen.io.write_video`), so every file is byte-identical
+for any worker count with one FFmpeg/x264 build.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def write_clip(clip_dir: str | os.PathLike[str], clip: RenderedClip) -> Path:
     write_audio(meta.path(folder, "foa_world"), clip.foa_world, sr)
     write_audio(meta.path(folder, "foa"), clip.foa, sr)
     write_audio(meta.path(folder, "binaural"), clip.binaural, sr)
-    write_video(meta.path(folder, "equirect"), clip.equirect, fps)
-    write_video(meta.path(folder, "video"), clip.video, fps)
+    # One encoder thread: x264's frame threads change the bitstream with the machine's CPU count.
+    write_video(meta.path(folder, "equirect"), clip.equirect, fps, threads=1)
+    write_video(meta.path(folder, "video"), clip.video, fps, threads=1)
     write_meta(folder, meta)  # last: a clip folder with meta.json is complete
     return folder
 

@@ -1,0 +1,1 @@
+"""Runnable examples next to ``recipes/`` (not part of the installed library)."""
