@@ -31,7 +31,7 @@ from spatialgen.metrics.multimodal import (
     create_av_scorer,
     register_av_scorer,
 )
-from spatialgen.metrics.spatial import DOAError, EnergyMapAUC, EnergyMapCC
+from spatialgen.metrics.spatial import DirectionError, DOAError, EnergyMapAUC, EnergyMapCC, direction_metrics
 
 __all__ = [
     "AV_SCORERS",
@@ -40,6 +40,7 @@ __all__ = [
     "ClipMeanMetric",
     "DOAError",
     "DeSync",
+    "DirectionError",
     "EnergyMapAUC",
     "EnergyMapCC",
     "EnvelopeDistance",
@@ -57,6 +58,7 @@ __all__ = [
     "WaveformDistance",
     "create_av_scorer",
     "create_embedder",
+    "direction_metrics",
     "list_embedders",
     "register_av_scorer",
 ]
