@@ -208,7 +208,7 @@ def test_clean_reports_carry_no_warnings(tmp_path):
     _write_set(tmp_path / "pred", stems, 5.0, seed=1)
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out), "--seconds", "1",
-            "--metrics", "spatial,doa,kl,is,fd", "--embedder", "tiny", "--classifier", "tiny", "--no-progress",
+            "--metrics", "doa,kl,is,fd", "--embedder", "tiny", "--classifier", "tiny", "--no-progress",
             "--batch-size", "4"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "metrics.json").read_text())
