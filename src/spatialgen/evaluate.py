@@ -35,12 +35,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torchmetrics import Metric
-
 from spatialgen.errors import MediaError, SpatialgenError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # heavy imports stay inside the functions, so --help is instant
+    import torch
+    from torchmetrics import Metric
+
     from spatialgen.metrics.protocols import AudioPrep, Protocol
 
 __all__ = ["METRIC_GROUPS", "build_metrics", "default_groups", "main", "pair_files", "resolve_protocol"]
@@ -116,6 +116,8 @@ def build_av_metrics(
 
 def _video(path: Path, fps: float, seconds: float) -> torch.Tensor:
     """``[T, 3, H, W]`` uint8 at ``fps`` covering ``seconds`` (last frame held if the video is shorter)."""
+    import torch
+
     from spatialgen.io import read_video
 
     frames, _ = read_video(path, fps=fps, duration=seconds)
@@ -367,6 +369,8 @@ def _feed(
     gt: dict[AudioPrep, list[torch.Tensor]],
 ) -> None:
     """Update every metric with its prepared inputs: one batch when shapes agree, else clip by clip."""
+    import torch
+
     for key, (metric, prep) in metrics.items():
         ps, gs = pred[prep], gt[prep]
         if len({x.shape for x in ps + gs}) == 1:
@@ -388,6 +392,7 @@ def _feed(
 def _run(args: argparse.Namespace) -> int:
     import warnings
 
+    import torch
     from tqdm import tqdm
 
     from spatialgen.io import audio_info

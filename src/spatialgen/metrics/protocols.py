@@ -22,12 +22,12 @@ All resampling on the metric path is :func:`spatialgen.metrics.functional.resamp
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from spatialgen.errors import SpatialgenError
-from spatialgen.metrics.functional.resample import sinc_resample
+
+if TYPE_CHECKING:  # torch is imported on use: the CLI lists protocols without loading it
+    from torch import Tensor
 
 __all__ = ["PROTOCOLS", "AudioPrep", "Protocol", "get_protocol"]
 
@@ -59,6 +59,10 @@ class AudioPrep:
 
     def __call__(self, audio: Tensor, sample_rate: int) -> Tensor:
         """``[C, T]`` at ``sample_rate`` -> the metric's input (float32 in, dtype kept), on its device."""
+        import torch
+
+        from spatialgen.metrics.functional.resample import sinc_resample
+
         x = audio.mean(0, keepdim=True) if self.mix == "mono" else audio
         if self.dc == "before":
             x = x - x.mean(-1, keepdim=True)
