@@ -118,7 +118,7 @@ def test_evaluate_reports_known_rotations_as_direction_errors(tmp_path):
         }
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out),
-            "--metrics", "direction", "--seconds", "2", "--no-progress"]  # fmt: skip
+            "--metrics", "direction", "--seconds", "2", "--no-progress", "--n-figures", "0"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["protocol"] == "spatialgen" and report["warnings"] == []
@@ -144,7 +144,7 @@ def test_evaluate_silent_prediction_is_nan_with_a_reason(tmp_path):
         write_audio(tmp_path / "pred" / f"{stem}.wav", torch.zeros(4, SR), SR, subtype="FLOAT")
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out),
-            "--metrics", "spatial,doa,direction", "--seconds", "1", "--no-progress"]  # fmt: skip
+            "--metrics", "spatial,doa,direction", "--seconds", "1", "--no-progress", "--n-figures", "0"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "metrics.json").read_text())
     for key in (
@@ -169,7 +169,7 @@ def test_evaluate_binaural_silence_is_nan(tmp_path):
         write_audio(tmp_path / "pred" / f"{stem}.wav", torch.zeros(2, SR), SR, subtype="FLOAT")
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out),
-            "--metrics", "doa,binaural", "--seconds", "1", "--no-progress"]  # fmt: skip
+            "--metrics", "doa,binaural", "--seconds", "1", "--no-progress", "--n-figures", "0"]  # fmt: skip
     assert main(args) == 0
     m = json.loads((out / "metrics.json").read_text())["metrics"]
     for key in (
@@ -192,7 +192,7 @@ def test_evaluate_warns_when_a_prediction_is_shorter_than_its_truth(tmp_path):
         write_audio(tmp_path / "pred" / f"{stem}.wav", x[:, :n_pred], SR, subtype="FLOAT")
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out),
-            "--metrics", "doa", "--seconds", "2", "--no-progress"]  # fmt: skip
+            "--metrics", "doa", "--seconds", "2", "--no-progress", "--n-figures", "0"]  # fmt: skip
     assert main(args) == 0
     warnings = json.loads((out / "metrics.json").read_text())["warnings"]
     assert warnings == [
@@ -208,7 +208,7 @@ def test_clean_reports_carry_no_warnings(tmp_path):
     _write_set(tmp_path / "pred", stems, 5.0, seed=1)
     out = tmp_path / "r"
     args = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(out), "--seconds", "1",
-            "--metrics", "doa,kl,is,fd", "--embedder", "tiny", "--classifier", "tiny", "--no-progress",
+            "--metrics", "doa,kl,is,fd", "--embedder", "tiny", "--classifier", "tiny", "--no-progress", "--n-figures", "0",
             "--batch-size", "4"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "metrics.json").read_text())
@@ -236,6 +236,8 @@ def test_fixed_protocols_refuse_their_fixed_options_and_too_few_clips_for_is(tmp
         "--out",
         str(tmp_path / "r"),
         "--no-progress",
+        "--n-figures",
+        "0",
     ]
     assert main([*base, "--protocol", "av-benchmark", "--embedder", "tiny"]) == 2
     assert "--embedder is fixed by --protocol av-benchmark" in capsys.readouterr().err

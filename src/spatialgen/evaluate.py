@@ -371,13 +371,15 @@ def _feed(
     """Update every metric with its prepared inputs: one batch when shapes agree, else clip by clip."""
     import torch
 
-    for key, (metric, prep) in metrics.items():
+    batched: dict[AudioPrep, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for prep in {prep for _, prep in metrics.values()}:  # built once, so metrics may share work on them
         ps, gs = pred[prep], gt[prep]
         if len({x.shape for x in ps + gs}) == 1:
-            batches = [(torch.stack(ps), torch.stack(gs))]
+            batched[prep] = [(torch.stack(ps), torch.stack(gs))]
         else:
-            batches = [(p[None], g[None]) for p, g in zip(ps, gs)]
-        for p, g in batches:
+            batched[prep] = [(p[None], g[None]) for p, g in zip(ps, gs)]
+    for key, (metric, prep) in metrics.items():
+        for p, g in batched[prep]:
             metric.to(p.device)
             if key in per_clip:
                 values = metric.scores(p, g)

@@ -160,3 +160,25 @@ def test_av_benchmark_prep_equals_its_pipeline():
     assert short.shape == (1, 16000)  # av-benchmark does not pad
     visage = PROTOCOLS["visage"].fd.at(16000)(x[:, :16000], 16000)
     assert visage.shape == (4, 32000) and np.allclose(visage[:, :16000].mean(-1).numpy(), 0, atol=1e-6)
+
+
+def test_direction_metrics_share_one_estimate_per_batch(monkeypatch):
+    import spatialgen.metrics.spatial as spatial_module
+    from spatialgen.metrics import direction_metrics
+
+    calls = []
+    real = spatial_module.direction_errors
+    monkeypatch.setattr(spatial_module, "direction_errors", lambda *a, **k: calls.append(k) or real(*a, **k))
+    s = _noise(SR, 7)
+    gt = foa.encode(s, 0.0, 0.0)[None]
+    pred = foa.encode(s, math.radians(25.0), math.radians(10.0))[None]
+    metrics = direction_metrics(SR, frames=(None,))
+    values = {k: m.scores(pred, gt).item() for k, m in metrics.items()}
+    assert len(metrics) == 6 and len(calls) == 2  # one per method, not one per error
+    expected = real(pred, gt, SR, method="map")
+    for name in ("azimuth", "elevation", "angular"):
+        assert values[f"{name}_error_deg_map_clip"] == math.degrees(expected[name].item())
+    pred2 = pred.clone()
+    metrics["azimuth_error_deg_map_clip"].scores(pred2, gt)  # another batch is recomputed
+    assert len(calls) == 3
+    assert "_shared" not in str(metrics["azimuth_error_deg_map_clip"].state_dict())

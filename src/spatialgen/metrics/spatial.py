@@ -146,6 +146,7 @@ class DirectionError(ClipMeanMetric):
         if frame is not None and not frame > 0:
             raise ValueError(f"frame must be None or seconds > 0, got {frame}")
         self.sample_rate, self.error, self.method, self.frame = int(sample_rate), error, method, frame
+        self._shared: _SharedErrors | None = None  # set by direction_metrics()
 
     @property
     def key(self) -> str:
@@ -155,18 +156,43 @@ class DirectionError(ClipMeanMetric):
 
     def scores(self, pred: Tensor, target: Tensor) -> Tensor:
         """Per-clip error in degrees ``[B]``."""
-        errors = direction_errors(pred, target, self.sample_rate, method=self.method, frame=self.frame)
+        if self._shared is not None:
+            errors = self._shared.get(pred, target, self.sample_rate, self.method, self.frame)
+        else:
+            errors = direction_errors(pred, target, self.sample_rate, method=self.method, frame=self.frame)
         return errors[self.error].rad2deg()
+
+
+class _SharedErrors:
+    """The three errors of one (method, frame) computed once per batch for the metrics sharing it:
+    the last batch is recognised by identity (the same tensor objects), never by value."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._errors: dict[str, Tensor] = {}
+
+    def get(
+        self, pred: Tensor, target: Tensor, sample_rate: int, method: str, frame: float | None
+    ) -> dict[str, Tensor]:
+        key = (id(pred), pred._version, id(target), target._version, sample_rate, method, frame)
+        if key != self._key:
+            self._errors = direction_errors(pred, target, sample_rate, method=method, frame=frame)
+            self._key = key
+            self._refs = (pred, target)  # keep them alive so their ids are not reused meanwhile
+        return self._errors
 
 
 def direction_metrics(
     sample_rate: int, frames: tuple[float | None, ...] = (None, 1.0)
 ) -> dict[str, DirectionError]:
-    """Every :class:`DirectionError` (3 errors × 2 methods × ``frames``) keyed by its result key."""
+    """Every :class:`DirectionError` (3 errors × 2 methods × ``frames``) keyed by its result key; the three
+    errors of one (method, frame) share one direction estimate per batch."""
     out = {}
     for method in DIRECTION_METHODS:
         for frame in frames:
+            shared = _SharedErrors()
             for error in DIRECTION_ERRORS:
                 m = DirectionError(sample_rate, error=error, method=method, frame=frame)
+                object.__setattr__(m, "_shared", shared)  # not a state: kept out of state_dict
                 out[m.key] = m
     return out
