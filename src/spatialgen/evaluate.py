@@ -1,22 +1,28 @@
 """``spatialgen evaluate``: score generated audio against ground truth, write JSON, Markdown and figures.
 
-    spatialgen evaluate --pred GEN_DIR --gt GT_DIR --metrics spatial,fd --out REPORT_DIR
+    spatialgen evaluate --pred GEN_DIR --gt GT_DIR --protocol visage --out REPORT_DIR
 
 Files are paired by stem (``clip01.wav`` ↔ ``clip01.flac``); an unmatched or duplicated stem is an error
-that lists them. Audio is resampled to ``--sample-rate`` (ViSAGe: 16 kHz) and padded / truncated to
-``--seconds`` (ViSAGe: 5 s) so clips batch. Metric groups:
+that lists them. ``--protocol`` fixes how audio reaches each metric (resampler, channel handling, clip
+length, embedders, classifiers, IS splits; :mod:`spatialgen.metrics.protocols`) so numbers compare with
+a paper's table: ``av-benchmark`` (MMAudio-era video-to-audio tables), ``visage`` (ViSAGe's FOA table) or
+``spatialgen`` (this project's defaults, every option settable). Metric groups:
 
 - ``spatial`` (FOA): ViSAGe ``corr_*`` / ``auc_j_*`` at all / 1fps / 5fps, plus the ``*_sn3d`` corrected
   variant; ``doa``: intensity-DOA error (FOA) or ITD lateral error (binaural), degrees;
+- ``direction`` (FOA): azimuth / elevation / angular errors of the dominant direction, from intensity
+  vectors and from the energy-map peak, per clip and per second (``azimuth_error_deg_map_1s``, ...);
 - ``binaural`` (2 channels): STFT / envelope / waveform / magnitude / phase distances, SNR, ILD / ITD /
-  IPD errors, left-right confusion;
-- ``fd``, ``kl``, ``is``: semantic metrics with ``--embedder`` (``--reduction`` for multi-channel audio);
+  IPD errors (also per band), IACC error, left-right confusion and per-second balance agreement;
+- ``fd``, ``kl``, ``is``: semantic metrics with the protocol's embedders (2-channel audio under
+  ``spatialgen`` also gets FD on the mid (L+R)/2 and the side (L−R)/2);
 - ``ib``, ``desync`` (need ``--video``, paired by stem): ImageBind score and DeSync of the predicted audio
-  with the ground-truth video, with ``--ib-scorer`` / ``--sync-scorer`` (frames decoded at each scorer's
-  rate, audio resampled to its rate).
+  with the ground-truth video, with ``--ib-scorer`` / ``--sync-scorer``.
 
-Outputs in ``--out``: ``metrics.json`` (means, per-clip values, settings), ``metrics.md`` (a table) and
-``figures/`` (energy maps of the first ``--n-figures`` clips for FOA, per-clip metric histograms).
+Outputs in ``--out``: ``metrics.json`` (protocol, means, per-clip values, settings, warnings),
+``metrics.md`` (a table) and ``figures/``. Silence, constant maps or clips without a defined cue give
+NaN with a one-line reason, never a number; a prediction whose length differs from its truth is named
+in a warning saying what was padded or cut.
 """
 
 from __future__ import annotations
@@ -27,17 +33,25 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
-from torchmetrics import Metric
+from typing import TYPE_CHECKING
 
 from spatialgen.errors import MediaError, SpatialgenError
+from spatialgen.metrics.suite import (
+    METRIC_GROUPS,
+    build_metrics,
+    default_groups,
+    resolve_protocol,
+)
 
-__all__ = ["METRIC_GROUPS", "build_metrics", "main", "pair_files"]
+if TYPE_CHECKING:  # heavy imports stay inside the functions, so --help is instant
+    import torch
+    from torchmetrics import Metric
+
+    from spatialgen.metrics.protocols import AudioPrep
+
+__all__ = ["METRIC_GROUPS", "build_metrics", "default_groups", "main", "pair_files", "resolve_protocol"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-METRIC_GROUPS = ("spatial", "doa", "binaural", "fd", "kl", "is", "ib", "desync")
-AV_GROUPS = ("ib", "desync")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
 
@@ -106,6 +120,8 @@ def build_av_metrics(
 
 def _video(path: Path, fps: float, seconds: float) -> torch.Tensor:
     """``[T, 3, H, W]`` uint8 at ``fps`` covering ``seconds`` (last frame held if the video is shorter)."""
+    import torch
+
     from spatialgen.io import read_video
 
     frames, _ = read_video(path, fps=fps, duration=seconds)
@@ -115,106 +131,64 @@ def _video(path: Path, fps: float, seconds: float) -> torch.Tensor:
     return frames[:n]
 
 
-def build_metrics(
-    groups: Sequence[str],
-    channels: int,
-    sample_rate: int,
-    *,
-    embedder: str = "vggish",
-    classifier: str = "panns_cnn14",
-    pretrained: bool = True,
-    reduction: str = "mean_channels",
-) -> dict[str, Metric]:
-    """Result key -> Metric for the requested groups and this channel count (4 = FOA, 2 = binaural)."""
-    from spatialgen.metrics import (
-        BINAURAL_METRICS,
-        DOAError,
-        EnergyMapAUC,
-        EnergyMapCC,
-        FrechetDistance,
-        InceptionScore,
-        KLDivergence,
-    )
-
-    metrics: dict[str, Metric] = {}
-    for group in groups:
-        if group in AV_GROUPS:
-            continue  # built by build_av_metrics
-        if group not in METRIC_GROUPS:
-            raise SpatialgenError(
-                f"--metrics: unknown group {group!r}; choose from {', '.join(METRIC_GROUPS)}"
-            )
-        if group == "spatial":
-            if channels != 4:
-                raise SpatialgenError(
-                    f"--metrics spatial needs 4-channel FOA audio, the files have {channels}"
-                )
-            for beam in ("visage", "sn3d"):
-                for fps in (None, 1, 5):
-                    for cls in (EnergyMapCC, EnergyMapAUC):
-                        m = cls(sample_rate, fps, beam=beam)
-                        metrics[m.key] = m
-        elif group == "doa":
-            if channels not in (2, 4):
-                raise SpatialgenError(
-                    f"--metrics doa needs FOA (4) or binaural (2) audio, got {channels} channels"
-                )
-            key = "doa_error_deg" if channels == 4 else "lateral_error_deg"
-            metrics[key] = DOAError(sample_rate, mode="foa" if channels == 4 else "binaural")
-        elif group == "binaural":
-            if channels != 2:
-                raise SpatialgenError(
-                    f"--metrics binaural needs 2-channel [L, R] audio, the files have {channels}"
-                )
-            metrics.update({k: cls(sample_rate) for k, cls in BINAURAL_METRICS.items()})
-        elif group == "fd":
-            metrics[f"fd_{embedder}"] = FrechetDistance(
-                embedder,
-                pretrained=pretrained,
-                sample_rate=sample_rate,
-                reduction=reduction,
-                channels=channels,
-            )
-        elif group == "kl":
-            metrics[f"kl_{classifier}"] = KLDivergence(
-                classifier, pretrained=pretrained, sample_rate=sample_rate, reduction=reduction
-            )
-        else:
-            metrics[f"is_{classifier}"] = InceptionScore(
-                classifier, pretrained=pretrained, sample_rate=sample_rate, reduction=reduction, splits=1
-            )
-    return metrics
-
-
-def _load(path: Path, sample_rate: int, n: int, channels: int | None) -> torch.Tensor:
+def _read(path: Path, channels: int) -> tuple[torch.Tensor, int]:
     from spatialgen.io import read_audio
 
-    audio, _ = read_audio(path, channels=channels, sample_rate=sample_rate, resample=True)
-    return torch.nn.functional.pad(audio[:, :n], (0, max(0, n - audio.shape[-1])))
+    return read_audio(path, channels=channels)
+
+
+def _length_note(stem: str, pred: Path, gt: Path, dp: float, dg: float, prep: AudioPrep) -> str | None:
+    """One warning line when a prediction's length differs from its truth's (> 10 ms), saying what happens."""
+    if abs(dp - dg) <= 0.01:
+        return None
+    if prep.seconds is None:
+        action = "both are scored at their own lengths"
+    else:
+
+        def what(d: float) -> str:
+            if d < prep.seconds - 1e-3:
+                return f"zero-padded by {prep.seconds - d:.2f} s" if prep.pad else "kept (not padded)"
+            return f"cut by {d - prep.seconds:.2f} s" if d > prep.seconds + 1e-3 else "unchanged"
+
+        action = f"clips are cut / padded to {prep.seconds:g} s: prediction {what(dp)}, truth {what(dg)}"
+    return f"{pred}: prediction is {dp:.2f} s but its ground truth {gt.name} is {dg:.2f} s; {action}"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spatialgen evaluate", description=__doc__.split("\n\n")[0])
+    from spatialgen.metrics.protocols import PROTOCOLS
+
+    protocols = "\n".join(f"  {name}: {p.summary}" for name, p in PROTOCOLS.items())
+    p = argparse.ArgumentParser(
+        prog="spatialgen evaluate",
+        description=__doc__.split("\n\n")[0] + "\n\nprotocols (--protocol):\n" + protocols,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--pred", required=True, help="folder of generated audio")
     p.add_argument("--gt", required=True, help="folder of ground-truth audio (same stems)")
+    p.add_argument(
+        "--protocol",
+        default="spatialgen",
+        choices=list(PROTOCOLS),
+        help="evaluation protocol (default: spatialgen)",
+    )
     p.add_argument("--video", help="folder of ground-truth videos (same stems), for ib / desync")
     p.add_argument("--ib-scorer", default="imagebind", help="scorer for ib (imagebind, tiny_imagebind)")
     p.add_argument("--sync-scorer", default="synchformer", help="scorer for desync (synchformer, tiny_sync)")
     p.add_argument(
-        "--metrics", default="spatial,doa", help=f"comma-separated groups: {', '.join(METRIC_GROUPS)}"
+        "--metrics",
+        help=f"comma-separated groups: {', '.join(METRIC_GROUPS)} (default: the protocol's; spatialgen: "
+        "spatial,doa,direction for FOA, binaural,doa for 2 channels)",
     )
     p.add_argument("--out", required=True, help="report folder (created)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--sample-rate", type=int, help="spatialgen protocol: rate of the spatial metrics (16000)")
+    p.add_argument("--seconds", type=float, help="spatialgen protocol: clips are padded / cut to this (5)")
     p.add_argument(
-        "--sample-rate", type=int, default=16000, help="rate audio is resampled to (ViSAGe: 16000)"
+        "--embedder", help="spatialgen protocol: embedder for fd (vggish, panns_cnn14, passt, tiny)"
     )
-    p.add_argument(
-        "--seconds", type=float, default=5.0, help="clips are padded / truncated to this (ViSAGe: 5)"
-    )
-    p.add_argument("--embedder", default="vggish", help="embedder for fd (vggish, panns_cnn14, tiny, ...)")
-    p.add_argument("--classifier", default="panns_cnn14", help="classifier for kl / is")
-    p.add_argument("--reduction", default="mean_channels", help="mean_channels | first | all")
+    p.add_argument("--classifier", help="spatialgen protocol: classifier for kl / is (panns_cnn14, ...)")
+    p.add_argument("--reduction", help="spatialgen protocol: mean_channels | first | all | mono | mid | side")
     p.add_argument(
         "--random-weights", action="store_true", help="embedders without pretrained weights (debug)"
     )
@@ -237,39 +211,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _feed(
+    metrics: dict[str, tuple[Metric, AudioPrep]],
+    per_clip: dict[str, list[float]],
+    pred: dict[AudioPrep, list[torch.Tensor]],
+    gt: dict[AudioPrep, list[torch.Tensor]],
+) -> None:
+    """Update every metric with its prepared inputs: one batch when shapes agree, else clip by clip."""
+    import torch
+
+    batched: dict[AudioPrep, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for prep in {prep for _, prep in metrics.values()}:  # built once, so metrics may share work on them
+        ps, gs = pred[prep], gt[prep]
+        if len({x.shape for x in ps + gs}) == 1:
+            batched[prep] = [(torch.stack(ps), torch.stack(gs))]
+        else:
+            batched[prep] = [(p[None], g[None]) for p, g in zip(ps, gs)]
+    for key, (metric, prep) in metrics.items():
+        for p, g in batched[prep]:
+            metric.to(p.device)
+            if key in per_clip:
+                values = metric.scores(p, g)
+                metric.update(scores=values)
+                per_clip[key] += values.double().cpu().tolist()
+            elif key.startswith("is_"):
+                metric.update(p)
+            else:
+                metric.update(p, g)
+
+
 def _run(args: argparse.Namespace) -> int:
     import warnings
 
+    import torch
     from tqdm import tqdm
 
     from spatialgen.io import audio_info
     from spatialgen.metrics.plotting import plot_energy_maps, plot_metric_distributions
+    from spatialgen.metrics.protocols import AudioPrep
     from spatialgen.spatial.doa import visage_energy_map, visage_fit_length
 
     if args.batch_size < 1:
         raise SpatialgenError(f"--batch-size must be >= 1, got {args.batch_size}")
-    pairs = pair_files(args.pred, args.gt)
-    channels = audio_info(pairs[0][2]).channels
-    groups = [g.strip() for g in args.metrics.split(",") if g.strip()]
-    device = torch.device(args.device)
-    metrics = build_metrics(
-        groups,
-        channels,
-        args.sample_rate,
+    protocol = resolve_protocol(
+        args.protocol,
+        sample_rate=args.sample_rate,
+        seconds=args.seconds,
         embedder=args.embedder,
         classifier=args.classifier,
-        pretrained=not args.random_weights,
         reduction=args.reduction,
     )
+    pairs = pair_files(args.pred, args.gt)
+    channels = audio_info(pairs[0][2]).channels
+    groups = [g.strip() for g in args.metrics.split(",") if g.strip()] if args.metrics else None
+    groups = groups or default_groups(protocol, channels)
+    if "is" in groups and protocol.is_classifiers and len(pairs) < protocol.is_splits:
+        raise SpatialgenError(
+            f"--metrics is needs at least {protocol.is_splits} clips ({protocol.is_splits} IS splits under "
+            f"--protocol {protocol.name}); got {len(pairs)}"
+        )
+    device = torch.device(args.device)
+    metrics = build_metrics(groups, channels, protocol, pretrained=not args.random_weights)
     av_metrics = build_av_metrics(
         groups, ib_scorer=args.ib_scorer, sync_scorer=args.sync_scorer, pretrained=not args.random_weights
     )
     if av_metrics and not args.video:
         raise SpatialgenError("--metrics ib / desync need --video DIR with the ground-truth videos")
     videos = pair_videos([s for s, _, _ in pairs], args.video) if av_metrics else {}
-    n = round(args.seconds * args.sample_rate)
-    per_clip: dict[str, list[float]] = {k: [] for k, m in metrics.items() if hasattr(m, "scores")}
+    seconds = protocol.spatial.seconds or 5.0
+    per_clip: dict[str, list[float]] = {k: [] for k, (m, _) in metrics.items() if hasattr(m, "scores")}
     per_clip.update({k: [] for k in av_metrics})
+    preps = {prep for _, prep in metrics.values()} | {protocol.spatial}
     out = Path(args.out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     map_pairs = []
@@ -278,49 +290,54 @@ def _run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         for start in tqdm(batches, desc="evaluate", unit="batch", disable=args.no_progress):
             chunk = pairs[start : start + args.batch_size]
-            pred = torch.stack([_load(p, args.sample_rate, n, channels) for _, p, _ in chunk]).to(device)
-            gt = torch.stack([_load(g, args.sample_rate, n, channels) for _, _, g in chunk]).to(device)
-            for key, metric in metrics.items():
-                metric.to(device)
-                if key in per_clip:
-                    values = metric.scores(pred, gt)
-                    metric.accumulate(values)
-                    per_clip[key] += values.double().cpu().tolist()
-                elif key.startswith("is_"):
-                    metric.update(pred)
-                else:
-                    metric.update(pred, gt)
+            raw = [(_read(p, channels), _read(g, channels)) for _, p, g in chunk]
+            for (stem, p, g), ((a, ra), (b, rb)) in zip(chunk, raw):
+                note = _length_note(stem, p, g, a.shape[-1] / ra, b.shape[-1] / rb, protocol.spatial)
+                if note:
+                    warnings.warn(note, UserWarning, stacklevel=1)
+            pred = {q: [q(a.to(device), ra) for (a, ra), _ in raw] for q in preps}
+            gt = {q: [q(b.to(device), rb) for _, (b, rb) in raw] for q in preps}
+            _feed(metrics, per_clip, pred, gt)
             for key, metric in av_metrics.items():  # one clip at a time: videos differ in size
                 scorer = metric.scorer.to(device)
                 sr, fps = scorer.sample_rate, scorer.video_fps
-                for stem, p, _ in chunk:
-                    audio = _load(p, sr, round(args.seconds * sr), channels)[None].to(device)
-                    value = metric.scores(audio, _video(videos[stem], fps, args.seconds)[None].to(device))
-                    metric.accumulate(value)
+                q = AudioPrep(sr, seconds=seconds, pad=True)
+                for (stem, _, _), ((a, ra), _) in zip(chunk, raw):
+                    audio = q(a.to(device), ra)[None]
+                    value = metric.scores(audio, _video(videos[stem], fps, seconds)[None].to(device))
+                    metric.update(scores=value)
                     per_clip[key] += value.double().cpu().tolist()
             if channels == 4 and len(map_pairs) < args.n_figures:
-                for (stem, _, _), p, g in zip(chunk, pred, gt):
+                sp = protocol.spatial
+                for (stem, _, _), p, g in zip(chunk, pred[sp], gt[sp]):
                     if len(map_pairs) < args.n_figures:
                         maps = [
-                            visage_energy_map(visage_fit_length(x, args.sample_rate), args.sample_rate)
+                            visage_energy_map(visage_fit_length(x, sp.sample_rate, seconds), sp.sample_rate)
                             for x in (p, g)
                         ]
                         map_pairs.append((stem, *maps))
-        metrics.update(av_metrics)
-        results = {k: float(m.compute()) for k, m in metrics.items()}
-    notes = sorted({str(w.message) for w in caught})
+        all_metrics = {k: m for k, (m, _) in metrics.items()} | av_metrics
+        results = {k: float(m.compute()) for k, m in all_metrics.items()}
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
     report = {
+        "protocol": protocol.name,
         "n_clips": len(pairs),
         "channels": channels,
         "settings": {k: v for k, v in vars(args).items() if k not in ("pred", "gt", "out")},
+        "protocol_settings": protocol.settings(),
         "metrics": results,
         "per_clip": {stem: {k: v[i] for k, v in per_clip.items()} for i, (stem, _, _) in enumerate(pairs)},
         "warnings": notes,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2, allow_nan=True))
-    lines = [f"# spatialgen evaluate: {len(pairs)} clips", "", "| metric | value | better |", "|---|---|---|"]
+    lines = [
+        f"# spatialgen evaluate: {len(pairs)} clips, protocol {protocol.name}",
+        "",
+        "| metric | value | better |",
+        "|---|---|---|",
+    ]
     for k, v in results.items():
-        better = "higher" if metrics[k].higher_is_better else "lower"
+        better = "higher" if all_metrics[k].higher_is_better else "lower"
         lines.append(f"| {k} | {_fmt(v)} | {better} |")
     if notes:
         lines += ["", "Warnings:", *[f"- {w}" for w in notes]]

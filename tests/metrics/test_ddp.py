@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from spatialgen.metrics import SNR, EnergyMapAUC, EnergyMapCC, FrechetDistance
+from spatialgen.metrics import SNR, DirectionError, EnergyMapAUC, EnergyMapCC, FrechetDistance, IACCError
 
 
 def _data():
@@ -28,6 +28,8 @@ def _metrics():
         "auc": EnergyMapAUC(16000, seconds=None),
         "fd": FrechetDistance(None, num_features=6),
         "snr": SNR(16000),
+        "direction": DirectionError(16000, error="angular", method="map", frame=0.1),
+        "iacc": IACCError(16000),
     }
 
 
@@ -36,6 +38,8 @@ def _feed(metrics, pred, gt, feats):
         metrics[key].update(pred, gt)
     metrics["fd"].update(*feats)
     metrics["snr"].update(pred[:, :2], gt[:, :2])
+    metrics["direction"].update(pred, gt)
+    metrics["iacc"].update(pred[:, :2], gt[:, :2])
 
 
 def _worker(rank: int, port: int, out: str) -> None:

@@ -58,9 +58,10 @@ class ClipMeanMetric(Metric):
         self.count += finite.sum()
         self.nan_count += (~finite).sum()
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Score a batch and accumulate it."""
-        self.accumulate(self.scores(*args, **kwargs))
+    def update(self, *args: Any, scores: Tensor | None = None, **kwargs: Any) -> None:
+        """Score a batch and accumulate it; ``update(scores=values)`` adds per-clip values already
+        computed by :meth:`scores` (counted as an update, so ``compute`` does not warn)."""
+        self.accumulate(self.scores(*args, **kwargs) if scores is None else scores)
 
     def compute(self) -> Tensor:
         """The mean over clips (float64)."""

@@ -16,19 +16,25 @@ from torchmetrics import Metric
 
 from spatialgen.metrics.base import ClipMeanMetric
 from spatialgen.metrics.functional import binaural as F
+from spatialgen.metrics.functional import interaural as I
 
 __all__ = [
     "BINAURAL_METRICS",
     "SNR",
+    "BandILDError",
+    "BandIPDError",
     "EnvelopeDistance",
+    "IACCError",
     "ILDError",
     "IPDError",
     "ITDError",
+    "LRBalanceAgreement",
     "LeftRightConfusion",
     "MagnitudeDistance",
     "PhaseDistance",
     "STFTDistance",
     "WaveformDistance",
+    "binaural_metrics",
 ]
 
 
@@ -151,9 +157,15 @@ class LeftRightConfusion(Metric):
         self.confused += values[decisive].sum()
         self.decisive += decisive.sum()
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        """Score and accumulate a batch."""
-        self.accumulate(self.scores(pred, target))
+    def update(
+        self, pred: Tensor | None = None, target: Tensor | None = None, *, scores: Tensor | None = None
+    ) -> None:
+        """Score and accumulate a batch (or per-clip ``scores`` from :meth:`scores`)."""
+        if scores is None:
+            if pred is None or target is None:
+                raise TypeError("LeftRightConfusion.update needs pred and target, or scores=")
+            scores = self.scores(pred, target)
+        self.accumulate(scores)
 
     def compute(self) -> Tensor:
         """Confusion rate; NaN with a warning when no clip was clearly lateral."""
@@ -173,6 +185,46 @@ class LeftRightConfusion(Metric):
         return self._plot(val, ax)
 
 
+class IACCError(_Binaural):
+    """``|IACC_p − IACC_g|`` (interaural cross-correlation, ±1 ms; lower is better)."""
+
+    fn = staticmethod(I.iacc_error)
+    needs_rate = True
+
+
+class LRBalanceAgreement(_Binaural):
+    """Per-second left/right balance agreement on clearly lateral truth seconds (higher is better)."""
+
+    fn = staticmethod(I.lr_balance_agreement)
+    needs_rate = True
+    higher_is_better = True
+    plot_upper_bound = 1.0
+
+
+class _BandMetric(_Binaural):
+    def __init__(
+        self, sample_rate: int = 16000, band: tuple[float, float | None] = (0.0, 500.0), **kwargs: Any
+    ) -> None:
+        super().__init__(sample_rate, **kwargs)
+        self.band = band
+
+    def scores(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Per-clip values ``[B]``."""
+        return type(self).fn(pred, target, self.sample_rate, self.band)
+
+
+class BandILDError(_BandMetric):
+    """Mean per-bin ``|ILD_p − ILD_g|`` dB within one frequency band (lower is better)."""
+
+    fn = staticmethod(I.band_ild_error)
+
+
+class BandIPDError(_BandMetric):
+    """Magnitude-weighted wrapped IPD error (radians) within one frequency band (lower is better)."""
+
+    fn = staticmethod(I.band_ipd_error)
+
+
 #: result key -> Metric class (all take ``sample_rate``)
 BINAURAL_METRICS: dict[str, type[Metric]] = {
     "stft_distance": STFTDistance,
@@ -185,4 +237,17 @@ BINAURAL_METRICS: dict[str, type[Metric]] = {
     "itd_error_s": ITDError,
     "ipd_error_rad": IPDError,
     "lr_confusion": LeftRightConfusion,
+    "iacc_error": IACCError,
+    "lr_balance_agreement": LRBalanceAgreement,
 }
+
+
+def binaural_metrics(sample_rate: int = 16000) -> dict[str, Metric]:
+    """Every binaural metric keyed by result key: :data:`BINAURAL_METRICS` plus ILD / IPD errors per band
+    of :data:`~spatialgen.metrics.functional.interaural.BANDS` (``ild_error_db_500_1500hz``, ...)."""
+    out: dict[str, Metric] = {k: cls(sample_rate) for k, cls in BINAURAL_METRICS.items()}
+    for band in I.BANDS:
+        if band[0] < sample_rate / 2:
+            out[f"ild_error_db_{I.band_key(band)}"] = BandILDError(sample_rate, band)
+            out[f"ipd_error_rad_{I.band_key(band)}"] = BandIPDError(sample_rate, band)
+    return out

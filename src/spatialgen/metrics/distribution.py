@@ -22,6 +22,7 @@ from spatialgen.metrics.functional.distribution import (
     inception_score,
     kl_divergence,
 )
+from spatialgen.metrics.functional.resample import sinc_resample
 
 __all__ = ["FrechetDistance", "InceptionScore", "KLDivergence"]
 
@@ -51,9 +52,8 @@ class _EmbedderMixin:
             raise TypeError(f"{type(self).__name__} was built with embedder=None: pass embeddings / logits")
         x = reduce_channels(audio, self.reduction)
         if self.sample_rate != self.embedder.sample_rate:
-            from spatialgen.io import resample_audio
-
-            x = resample_audio(x, int(self.sample_rate), self.embedder.sample_rate)
+            # torchaudio's sinc-Hann filter, as av-benchmark, on the audio's device
+            x = sinc_resample(x, int(self.sample_rate), self.embedder.sample_rate)
         b, c = x.shape[:2]
         self.embedder.to(audio.device)
         out = self.embedder(x.flatten(0, 1))
@@ -165,7 +165,8 @@ class KLDivergence(_EmbedderMixin, ClipMeanMetric):
     """Paired KL(gt‖pred) of classifier softmax probabilities, summed over classes, averaged over clips
     (av-benchmark / ViSAGe's "kullback_leibler_divergence_softmax"); channel groups are averaged.
 
-    ``classifier``: an embedder with logits ("panns_cnn14", "tiny", ...), or None to pass logits.
+    ``classifier``: an embedder with logits ("panns_cnn14", "tiny", ...), or None to pass logits;
+    ``eps``: see :func:`~spatialgen.metrics.functional.distribution.kl_divergence` (ViSAGe: 1e-6).
     """
 
     higher_is_better = False
@@ -178,15 +179,17 @@ class KLDivergence(_EmbedderMixin, ClipMeanMetric):
         pretrained: bool | str = True,
         sample_rate: int | None = None,
         reduction: str = "mean_channels",
+        eps: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._setup_embedder(classifier, pretrained, sample_rate, reduction)
+        self.eps = eps
 
     def scores(self, pred: Tensor, target: Tensor) -> Tensor:
         """Per-clip KL ``[B]`` (mean over channel groups)."""
         p, g = self._logits(pred), self._logits(target)
-        return kl_divergence(p, g).mean(-1)
+        return kl_divergence(p, g, self.eps).mean(-1)
 
 
 class InceptionScore(_EmbedderMixin, Metric):

@@ -1,4 +1,5 @@
-"""Spatial Metrics for FOA: ViSAGe's energy-map CC / AUC-Judd (and the corrected SN3D variant), DOA error.
+"""Spatial Metrics for FOA: ViSAGe's energy-map CC / AUC-Judd (and the corrected SN3D variant), DOA and
+direction (azimuth / elevation / angular) errors.
 
 >>> cc = EnergyMapCC(sample_rate=16000, fps=1)        # "corr_1fps"
 >>> cc.update(pred_foa, gt_foa); cc.compute()        # doctest: +SKIP
@@ -15,9 +16,10 @@ from torch import Tensor
 
 from spatialgen.metrics.base import ClipMeanMetric
 from spatialgen.metrics.functional.binaural import lateral_error
+from spatialgen.metrics.functional.direction import DIRECTION_ERRORS, DIRECTION_METHODS, direction_errors
 from spatialgen.metrics.functional.spatial import ENERGY_MAP_BEAMS, doa_error, energy_map_auc, energy_map_cc
 
-__all__ = ["DOAError", "EnergyMapAUC", "EnergyMapCC"]
+__all__ = ["DOAError", "DirectionError", "EnergyMapAUC", "EnergyMapCC", "direction_metrics"]
 
 
 class _EnergyMapMetric(ClipMeanMetric):
@@ -113,3 +115,84 @@ class DOAError(ClipMeanMetric):
         else:
             err = lateral_error(pred, target, self.sample_rate, frame=self.frame)
         return err.rad2deg()
+
+
+class DirectionError(ClipMeanMetric):
+    """Azimuth, elevation or angular error (degrees) of the dominant direction of FOA ``[B, 4, T]``.
+
+    ``method``: "intensity" (pseudo-intensity vector sum) or "map" (max-rE energy-map peak);
+    ``frame``: None (one direction per clip) or seconds per block (1.0: per second, errors averaged over
+    the blocks audible in both signals). Silent clips are NaN (see
+    :func:`spatialgen.metrics.functional.direction.direction_errors`).
+    """
+
+    higher_is_better = False
+    plot_lower_bound = 0.0
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        *,
+        error: str = "angular",
+        method: str = "intensity",
+        frame: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if error not in DIRECTION_ERRORS:
+            raise ValueError(f"error must be one of {DIRECTION_ERRORS}, got {error!r}")
+        if method not in DIRECTION_METHODS:
+            raise ValueError(f"method must be one of {DIRECTION_METHODS}, got {method!r}")
+        if frame is not None and not frame > 0:
+            raise ValueError(f"frame must be None or seconds > 0, got {frame}")
+        self.sample_rate, self.error, self.method, self.frame = int(sample_rate), error, method, frame
+        self._shared: _SharedErrors | None = None  # set by direction_metrics()
+
+    @property
+    def key(self) -> str:
+        """Result key, e.g. ``azimuth_error_deg_map_clip`` or ``angular_error_deg_intensity_1s``."""
+        span = "clip" if self.frame is None else f"{self.frame:g}s"
+        return f"{self.error}_error_deg_{self.method}_{span}"
+
+    def scores(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Per-clip error in degrees ``[B]``."""
+        if self._shared is not None:
+            errors = self._shared.get(pred, target, self.sample_rate, self.method, self.frame)
+        else:
+            errors = direction_errors(pred, target, self.sample_rate, method=self.method, frame=self.frame)
+        return errors[self.error].rad2deg()
+
+
+class _SharedErrors:
+    """The three errors of one (method, frame) computed once per batch for the metrics sharing it:
+    the last batch is recognised by identity (the same tensor objects), never by value."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._errors: dict[str, Tensor] = {}
+
+    def get(
+        self, pred: Tensor, target: Tensor, sample_rate: int, method: str, frame: float | None
+    ) -> dict[str, Tensor]:
+        key = (id(pred), pred._version, id(target), target._version, sample_rate, method, frame)
+        if key != self._key:
+            self._errors = direction_errors(pred, target, sample_rate, method=method, frame=frame)
+            self._key = key
+            self._refs = (pred, target)  # keep them alive so their ids are not reused meanwhile
+        return self._errors
+
+
+def direction_metrics(
+    sample_rate: int, frames: tuple[float | None, ...] = (None, 1.0)
+) -> dict[str, DirectionError]:
+    """Every :class:`DirectionError` (3 errors × 2 methods × ``frames``) keyed by its result key; the three
+    errors of one (method, frame) share one direction estimate per batch."""
+    out = {}
+    for method in DIRECTION_METHODS:
+        for frame in frames:
+            shared = _SharedErrors()
+            for error in DIRECTION_ERRORS:
+                m = DirectionError(sample_rate, error=error, method=method, frame=frame)
+                object.__setattr__(m, "_shared", shared)  # not a state: kept out of state_dict
+                out[m.key] = m
+    return out

@@ -114,9 +114,9 @@ def mha(x, ctx, sd, p, heads, causal):
     return linear(o, sd, p + ".out_proj")
 
 
-def reference_logits(sd, cfg, clip, energy, direction, rows_in):
-    """All-head logits [B, L, K, V] of the official model; rows_in [B, L-1, K] are decoder input rows."""
-    e, dd = "model.encoder.", "model.decoder."
+def reference_encoder(sd, cfg, clip, energy, direction):
+    """Official encoder states [B, T + 2, d]; ``direction`` [B, 3] in the official image frame."""
+    e = "model.encoder."
     B, T, _ = clip.shape
     mlp = lambda x, p: linear(gelu(linear(x, sd, p + ".0")), sd, p + ".2")  # noqa: E731
     x = linear(clip, sd, e + "clip_projection") + mlp(energy, e + "energy_map_projection")
@@ -130,7 +130,14 @@ def reference_logits(sd, cfg, clip, energy, direction, rows_in):
         )
         f = linear(gelu(linear(h, sd, p + ".fc1")), sd, p + ".fc2")
         h = layer_norm(h + f, sd, p + ".final_layer_norm")
-    memory = h
+    return h
+
+
+def reference_logits(sd, cfg, clip, energy, direction, rows_in):
+    """All-head logits [B, L, K, V] of the official model; rows_in [B, L-1, K] are decoder input rows."""
+    dd = "model.decoder."
+    B = clip.shape[0]
+    memory = reference_encoder(sd, cfg, clip, energy, direction)
     K = rows_in.shape[-1]
     emb = sum(sd[f"{dd}embed_dac.{k}.weight"][rows_in[..., k]] for k in range(K))  # PAD row is zero
     y = torch.cat([sd[dd + "bos"].expand(B, 1, -1), emb], 1)
@@ -160,10 +167,64 @@ def test_converted_model_reproduces_the_reference_forward(prefix):
     visual, energy, direction, codes = make_inputs(CFG, 2, dtype=torch.float64)
     seq, _ = model.pattern.build(codes, CFG.pad_token)
     ours = model.heads(model.decode(seq, model.encode(visual, energy, direction)))
-    expected = reference_logits(sd, CFG, visual, energy, direction, seq[:, :-1])
+    # the official network reads the same direction in its image frame (x right, y down, z forward)
+    x, y, z = direction.unbind(-1)
+    expected = reference_logits(sd, CFG, visual, energy, torch.stack((-y, -z, x), -1), seq[:, :-1])
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-9)
     # and the nulls landed where CFG uses them
     assert torch.equal(model.null_visual, sd["null_embedding"])
+
+
+def official_direction(el_bin, az_bin):
+    """The official camera vector R_y(2a - 179) R_x(89 - 2e) z (image frame), written from its definition."""
+    yaw, pitch = math.radians(2 * az_bin - 179), math.radians(89 - 2 * el_bin)
+    ry = torch.tensor(
+        [[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]],
+        dtype=torch.float64,
+    )
+    rx = torch.tensor(
+        [[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]],
+        dtype=torch.float64,
+    )
+    return ry @ rx @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+
+
+# YT-Ambigen (elevation, azimuth) bins: front, back, quarter left/right of the image, up, down, oblique
+BINS = [(45, 90), (45, 0), (45, 45), (45, 135), (0, 90), (89, 90), (30, 60)]
+
+
+def test_official_direction_reference_matches_the_published_examples():
+    s = math.sin(math.radians(1.0))
+    table = {(45, 90): (s, s, 1.0), (45, 45): (-1.0, s, s), (0, 90): (0.0, -1.0, s), (89, 90): (0.0, 1.0, s)}
+    table[(30, 60)] = (-0.750, -0.485, 0.450)  # published to three decimals
+    for (el, az), v in table.items():
+        torch.testing.assert_close(
+            official_direction(el, az), torch.tensor(v, dtype=torch.float64), atol=6e-4, rtol=0
+        )
+
+
+def test_official_weights_read_project_frame_camera_directions_like_the_official_encoder():
+    from spatialgen.models.visage.pipeline import camera_direction_vector
+
+    sd = {k: v.float().double() for k, v in official_state_dict(CFG, seed=3).items()}
+    model = load_official(sd, CFG).double()
+    B = len(BINS)
+    visual, energy, _, _ = make_inputs(CFG, B, dtype=torch.float64)
+    # project convention: AmbiX azimuth 179 - 2a, elevation 89 - 2e (radians)
+    angles = torch.tensor(
+        [[math.radians(179 - 2 * a), math.radians(89 - 2 * e)] for e, a in BINS], dtype=torch.float64
+    )
+    ours = model.encode(visual, energy, camera_direction_vector(angles, B))
+    official = torch.stack([official_direction(e, a) for e, a in BINS])
+    expected = reference_encoder(sd, CFG, visual, energy, official)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-9)
+    # without the frame change the project vector would condition differently (the test can fail)
+    wrong = reference_encoder(sd, CFG, visual, energy, camera_direction_vector(angles, B))
+    assert (wrong - expected).abs().amax() > 1e-2
+    # the learned null direction conditions exactly as the official null does
+    dropped = model.encode(visual, energy, official, drop_direction=torch.ones(B, dtype=torch.bool))
+    null = sd["dir_null_embedding"].expand(B, 3)
+    torch.testing.assert_close(dropped, reference_encoder(sd, CFG, visual, energy, null), rtol=0, atol=1e-9)
 
 
 def test_official_key_count_matches_the_release_layout():

@@ -15,8 +15,10 @@ __all__ = ["CHANNEL_REDUCTIONS", "AudioEmbedder", "EmbedderOutput", "reduce_chan
 #: How multi-channel audio meets a mono embedder (ViSAGe averages the metric over W, Y, Z, X):
 #: "mean_channels": every channel embedded separately, the metric computed per channel and averaged;
 #: "first": FOA's W (channel 0), or the mid (L+R)/2 for 2-channel audio;
-#: "all": every channel embedded separately and pooled into one distribution (channels = more samples).
-CHANNEL_REDUCTIONS = ("mean_channels", "first", "all")
+#: "all": every channel embedded separately and pooled into one distribution (channels = more samples);
+#: "mono": the mean of all channels (av-benchmark's ``waveform.mean(dim=0)``);
+#: "mid" / "side": (L + R)/2 and (L − R)/2 of 2-channel audio (the side carries what stereo adds).
+CHANNEL_REDUCTIONS = ("mean_channels", "first", "all", "mono", "mid", "side")
 
 
 @dataclass
@@ -29,13 +31,22 @@ class EmbedderOutput:
 
 
 def reduce_channels(audio: Tensor, reduction: str) -> Tensor:
-    """``[B, C, T]`` -> ``[B, C', T]``: C' = C for "mean_channels"/"all", 1 for "first" (W or mid)."""
+    """``[B, C, T]`` -> ``[B, C', T]``: C' = C for "mean_channels"/"all", 1 for the others."""
     if reduction not in CHANNEL_REDUCTIONS:
         raise ValueError(f"channel reduction must be one of {CHANNEL_REDUCTIONS}, got {reduction!r}")
     if audio.ndim != 3:
         raise InvalidAudioError(f"audio must be [batch, channels, samples], got shape {tuple(audio.shape)}")
-    if reduction != "first":
+    if reduction in ("mean_channels", "all"):
         return audio
+    if reduction == "mono":
+        return audio.mean(1, keepdim=True)
+    if reduction in ("mid", "side"):
+        if audio.shape[1] != 2:
+            raise InvalidAudioError(
+                f"channel reduction {reduction!r} needs 2-channel [L, R] audio, got {audio.shape[1]}"
+            )
+        left, right = audio[:, :1], audio[:, 1:]
+        return (left + right) / 2 if reduction == "mid" else (left - right) / 2
     return audio.mean(1, keepdim=True) if audio.shape[1] == 2 else audio[:, :1]
 
 

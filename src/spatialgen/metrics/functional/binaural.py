@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from spatialgen.errors import InvalidAudioError
+from spatialgen.metrics.functional._common import warn_nan
 from spatialgen.spatial.checks import check_binaural
 from spatialgen.spatial.cues import ild, itd
 
@@ -191,7 +192,8 @@ def lateral_error(pred: Tensor, target: Tensor, sample_rate: int, *, frame: floa
     """Binaural DOA error: mean ``|lateral_p − lateral_g|`` (radians) per clip ``[B]``.
 
     The lateral angle comes from the ITD (:func:`lateral_angle`) of each block of ``frame`` seconds
-    (None: the whole clip); a trailing partial block is dropped.
+    (None: the whole clip); a trailing partial block is dropped, and so are blocks silent in either
+    signal (a clip with none left is NaN with a warning).
     """
     p, g = _pair(pred, target)
     if frame is not None:
@@ -202,4 +204,20 @@ def lateral_error(pred: Tensor, target: Tensor, sample_rate: int, *, frame: floa
         p = p[..., : n * block].unflatten(-1, (n, block)).movedim(-2, -3)  # [B, n, 2, block]
         g = g[..., : n * block].unflatten(-1, (n, block)).movedim(-2, -3)
     err = (lateral_angle(itd(p, sample_rate)) - lateral_angle(itd(g, sample_rate))).abs()
-    return err if frame is None else err.mean(-1)
+    # a block silent at either pair of ears has no lateral angle (silence is NaN, never a number)
+    if frame is None:
+        p, g, err = p[:, None], g[:, None], err[:, None]
+    loud = _audible(p) & _audible(g)
+    count = loud.sum(-1)
+    mean = torch.where(loud, err, torch.zeros_like(err)).sum(-1) / count.clamp_min(1)
+    mean = torch.where(count > 0, mean, torch.full_like(mean, math.nan))
+    warn_nan("lateral_error", int(mean.isnan().sum()), mean.numel(), "silent prediction or ground truth")
+    return mean
+
+
+def _audible(x: Tensor, silence_db: float = -60.0) -> Tensor:
+    """``[B, n, 2, T]`` -> bool ``[B, n]``: mean-square energy above −100 dBFS and within ``silence_db``
+    of the clip's loudest block."""
+    power = x.square().mean((-2, -1))
+    ref = power.amax(-1, keepdim=True)
+    return (power > 1e-10) & (power > ref * 10 ** (silence_db / 10))

@@ -59,14 +59,20 @@ def frechet_distance(pred_features: Tensor, target_features: Tensor) -> Tensor:
     return frechet_distance_from_stats(*mean_cov(pred_features), *mean_cov(target_features))
 
 
-def kl_divergence(pred_logits: Tensor, target_logits: Tensor) -> Tensor:
-    """Per-pair KL(gt‖pred) over softmax class probabilities: ``[N, C]`` x2 -> ``[N]`` float64."""
+def kl_divergence(pred_logits: Tensor, target_logits: Tensor, eps: float | None = None) -> Tensor:
+    """Per-pair KL(gt‖pred) over softmax class probabilities: ``[N, C]`` x2 -> ``[N]`` float64.
+
+    ``eps``: audioldm_eval's variant ``Σ g (log g − log(p + eps))`` (ViSAGe's ``kld_mean`` uses 1e-6);
+    None is av-benchmark's exact ``Σ g (log_softmax g − log_softmax p)``.
+    """
     if pred_logits.shape != target_logits.shape:
         raise ValueError(
             f"pred logits {tuple(pred_logits.shape)} and target logits {tuple(target_logits.shape)} must "
             "have the same shape (paired clips, same classifier)"
         )
     log_p = torch.log_softmax(pred_logits.to(torch.float64), -1)
+    if eps is not None:
+        log_p = torch.log(log_p.exp() + eps)
     log_g = torch.log_softmax(target_logits.to(torch.float64), -1)
     return (log_g.exp() * (log_g - log_p)).sum(-1)
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from spatialgen.errors import InvalidAudioError
 from spatialgen.metrics.functional._common import is_constant, warn_nan
+from spatialgen.metrics.functional.direction import block_audible
 from spatialgen.spatial.doa import as_foa64, intensity_doa, visage_fit_length, visage_map_vector
 from spatialgen.spatial.geometry import great_circle
 
@@ -201,8 +202,9 @@ def doa_error(
 
     DOAs come from :func:`~spatialgen.spatial.doa.intensity_doa` per block of ``frame`` seconds (None:
     one per clip). Blocks whose ground-truth W energy is more than ``silence_db`` below the clip's
-    loudest block are skipped (their direction is undefined). Returns ``[B]`` float64; a clip with no
-    audible block is NaN with a warning.
+    loudest block (or below −100 dBFS) are skipped, and so are blocks where the prediction is silent
+    (their direction is undefined). Returns ``[B]`` float64; a clip with no block audible in both is
+    NaN with a warning.
     """
     _check_pair(pred, target)
     p, g = as_foa64(pred, "pred"), as_foa64(target, "target")
@@ -210,15 +212,12 @@ def doa_error(
     az_g, el_g = intensity_doa(g, sample_rate, n_fft=n_fft, band=band, per_frame=frame)
     err = great_circle(az_p, el_p, az_g, el_g)
     if frame is None:
-        energy = g[..., 0, :].square().sum(-1, keepdim=True)
         err = err[..., None]
-    else:
-        block = max(1, round(frame * sample_rate))
-        w = torch.nn.functional.pad(g[..., 0, :], (0, err.shape[-1] * block - g.shape[-1]))
-        energy = w.unflatten(-1, (err.shape[-1], block)).square().sum(-1)
-    loud = energy > energy.amax(-1, keepdim=True) * 10 ** (silence_db / 10)
+    # a block silent in either signal has no direction (an all-silent prediction is NaN, not ~43°)
+    loud = block_audible(p, sample_rate, frame, silence_db) & block_audible(g, sample_rate, frame, silence_db)
+    loud = loud[..., : err.shape[-1]]
     count = loud.sum(-1)
     mean = torch.where(loud, err, torch.zeros_like(err)).sum(-1) / count.clamp_min(1)
     mean = torch.where(count > 0, mean, torch.full_like(mean, math.nan))
-    warn_nan("doa_error", int(mean.isnan().sum()), mean.numel(), "silent ground truth")
+    warn_nan("doa_error", int(mean.isnan().sum()), mean.numel(), "silent prediction or ground truth")
     return mean

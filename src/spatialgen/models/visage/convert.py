@@ -4,6 +4,13 @@ The official state dict has per-stream ``model.decoder.embed_dac.{k}`` tables an
 linears (stacked here into one tensor each), BART names for the layers, an optional ``module.`` prefix
 (accelerate DDP checkpoints) and one dead tensor, ``model.encoder.embed_spatial.weight`` (created but
 never used by the official code), which is dropped. Any other key that maps nowhere is an error.
+
+Camera direction frame: the official direction MLP was trained on image-frame unit vectors (x right,
+y down, z forward; ``data/preprocess_ambi.py`` in jaeyeonkim99/visage builds them as
+``R_y(2a - 179) R_x(89 - 2e) z``), while this package feeds AmbiX-frame vectors (x front, y left, z up).
+The two are related by ``d_image = M d_ambix`` with ``M`` = :data:`AMBIX_TO_IMAGE`; the converter folds
+``M`` into the MLP's first layer (``W' = W M``) and moves the learned null direction into the AmbiX frame
+(``n' = Mᵀ n``), so ``W' d_ambix = W d_image`` exactly and a front-facing camera reads as front.
 """
 
 from __future__ import annotations
@@ -60,6 +67,9 @@ _RENAMES: tuple[tuple[str, str], ...] = (
         r"\1.layers.\2.ffn_norm.\3",
     ),
 )
+#: ``d_image = AMBIX_TO_IMAGE @ d_ambix``: image (right, down, forward) = (−y, −z, x) of AmbiX (front, left, up).
+AMBIX_TO_IMAGE = torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+_DIRECTION_IN = "encoder.direction_mlp.0.weight"
 _EMBED = re.compile(r"^model\.decoder\.embed_dac\.(\d+)\.weight$")
 _HEAD = re.compile(r"^dac_heads\.(\d+)\.(weight|bias)$")
 
@@ -106,6 +116,7 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
             unmapped.append(key)
     if unmapped:
         raise ValueError(f"official checkpoint: {len(unmapped)} keys map to nothing: {sorted(unmapped)}")
+    _to_ambix_frame(out)
     if embeds:
         out["decoder.token_embedding"] = _stack(embeds, "model.decoder.embed_dac")
     if head_w:
@@ -113,6 +124,21 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     if head_b:
         out["heads.bias"] = _stack(head_b, "dac_heads.*.bias")
     return out
+
+
+def _to_ambix_frame(out: dict[str, Tensor]) -> None:
+    """Re-express the direction MLP's input (and its null) in the AmbiX frame (see module doc)."""
+    m = AMBIX_TO_IMAGE
+    if _DIRECTION_IN in out:
+        w = out[_DIRECTION_IN]
+        if w.shape[-1] != 3:
+            raise ValueError(
+                f"official checkpoint: direction_embedding.0.weight must be [d, 3], got {tuple(w.shape)}"
+            )
+        out[_DIRECTION_IN] = (w.to(torch.float64) @ m).to(w.dtype)  # exact: M permutes and negates columns
+    if "null_direction" in out:
+        n = out["null_direction"]
+        out["null_direction"] = (m.T @ n.to(torch.float64)).to(n.dtype)
 
 
 def config_from_official(
