@@ -151,6 +151,9 @@ def _write_faststart(path, frames: torch.Tensor, fps: int):
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
         stream = out.add_stream(best_video_codec(), rate=fps)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        # no B-frames: decode order is display order, so a cut loses only the frames past it (x264's
+        # B-frame decisions vary between encodes and would make the lost tail vary too)
+        stream.codec_context.options = {"bf": "0"}
         for img in frames.permute(0, 2, 3, 1).numpy():
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")))
         out.mux(stream.encode(None))
