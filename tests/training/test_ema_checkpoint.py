@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import lightning.pytorch as pl
@@ -89,10 +90,15 @@ def _partial_then_fail(obj, f, *args, **kwargs):
     raise OSError("disk full")
 
 
-def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("durable", [True, False])
+def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch, durable):
     path = tmp_path / "last.ckpt"
-    io = AtomicCheckpointIO()
+    io = AtomicCheckpointIO(durable=durable)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     io.save_checkpoint({"global_step": 1, "w": torch.arange(4.0)}, path)
+    assert len(synced) == (2 if durable else 0)  # the file, then its folder (the rename)
     monkeypatch.setattr(torch, "save", _partial_then_fail)
     with pytest.raises(OSError, match="disk full"):
         io.save_checkpoint({"global_step": 2, "w": torch.zeros(4)}, path)
