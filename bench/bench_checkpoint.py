@@ -48,7 +48,7 @@ def main() -> None:
         {"name": k, "median_ms": round(1e3 * statistics.median(v), 1), "min_ms": round(1e3 * min(v), 1)}
         for k, v in times.items()
     ]
-    fsync_ms = results[1]["median_ms"] - results[2]["median_ms"]
+    fsync_ms = round(results[1]["median_ms"] - results[2]["median_ms"], 1)
     write_results(
         "checkpoint", results, checkpoint_mb=round(size / 2**20, 1), repeats=REPEATS, fsync_ms=fsync_ms
     )

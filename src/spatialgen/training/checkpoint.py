@@ -14,8 +14,8 @@ commits with ``shutil.move``. When ``/tmp`` is another filesystem than the run f
 disk vs. a shared cluster filesystem, the usual case) ``shutil.move`` falls back to copying into the
 final name, so a kill during the copy leaves a truncated ``last.ckpt``; a SIGKILL before the commit
 leaks the temporary file in ``/tmp``; nothing is fsynced. Measured in ``bench/bench_checkpoint.py``
-(50 MB, 2-core VM, medians of 9): Lightning 256 ms, ours with fsync 145 ms, ours without fsync 96 ms.
-The fsyncs cost ~50 ms per 50 MB save (about 1 s per GB), small next to the minutes between
+(50 MB, 2-core VM, medians of 9): Lightning 199 ms, ours with fsync 141 ms, ours without fsync 100 ms.
+The fsyncs cost ~40 ms per 50 MB save (under 1 s per GB), small next to the minutes between
 checkpoints, and they are what keeps a power loss or kernel crash (as opposed to a
 killed process) from leaving an empty file under the final name on filesystems without
 rename-over-existing heuristics (XFS; ext4 with ``noauto_da_alloc``). So the plugin stays, fsync on
