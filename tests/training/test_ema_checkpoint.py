@@ -145,3 +145,40 @@ def test_resumable_loader_order_and_position():
     it = iter(again)
     partial_epoch = [next(it)["clip_id"] for _ in range(4)]
     assert _position(again.state_dict()) == (4, 4) and partial_epoch != epoch3
+
+
+def test_resumable_loader_under_lightning_ddp_sampler():
+    # What the Trainer does under DDP (its private helpers, called directly: no process group needed):
+    # rebuild the loader with a DistributedSampler, which lands in torchdata's batch sampler.
+    from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader
+
+    ds = ToyDataset(12)
+    with _replace_dunder_methods(DataLoader, "dataset"):
+        loader = ResumableDataLoader(ds, batch_size=2, shuffle=True, seed=5)
+
+    def on_rank(rank: int) -> ResumableDataLoader:
+        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=5)
+        return _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+
+    seen = []
+    for rank in range(2):
+        ddp = on_rank(rank)
+        _set_sampler_epoch(ddp, 1)
+        epoch = [b["clip_id"] for b in ddp]
+        order = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=5)
+        order.set_epoch(1)
+        indices = list(order)
+        assert epoch == [[f"clip{i:03d}" for i in indices[j : j + 2]] for j in range(0, 6, 2)]
+        seen += [clip for batch in epoch for clip in batch]
+        it = iter(ddp)
+        first = next(it)["clip_id"]
+        state = ddp.state_dict()
+        assert _position(state) == (1, 1)  # the epoch is the DistributedSampler's
+        resumed = on_rank(rank)
+        resumed.load_state_dict(state)
+        assert resumed.epoch == 1
+        assert [first] + [b["clip_id"] for b in resumed] == epoch
+    assert sorted(seen) == [f"clip{i:03d}" for i in range(12)]

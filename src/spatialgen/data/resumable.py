@@ -75,10 +75,20 @@ class ResumableDataLoader(StatefulDataLoader):
         self._started = False  # whether an iteration has started since construction / restore
         self._restored: dict[str, Any] | None = None  # loaded state, until the next iteration starts
 
+    def _epoch_sampler(self) -> Any:
+        """The sampler that has an epoch (DDP's ``DistributedSampler``), or None. Lightning injects it into
+        the batch sampler (torchdata's ``BatchSampler`` is not PyTorch's class, so Lightning treats it as a
+        custom one), so it is looked for there too."""
+        for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
+            if callable(getattr(sampler, "set_epoch", None)) and hasattr(sampler, "epoch"):
+                return sampler
+        return None
+
     @property
     def epoch(self) -> int:
         """The epoch of the current iteration: the sampler's when it has one (DDP), else counted here."""
-        return int(getattr(self.sampler, "epoch", self._epoch))
+        sampler = self._epoch_sampler()
+        return int(sampler.epoch) if sampler is not None else self._epoch
 
     def __iter__(self) -> Iterator[Any]:
         resuming = self.next_iter_state is not None
@@ -118,7 +128,8 @@ class ResumableDataLoader(StatefulDataLoader):
         if loader.get(_FINISHED) or (sized and batches >= len(self)):
             epoch, batches, loader = epoch + 1, 0, {}  # saved at the end of an epoch: start the next one
         self._epoch, self._started = epoch, False
-        if isinstance(self.sampler, torch.utils.data.DistributedSampler):
-            self.sampler.set_epoch(epoch)
+        sampler = self._epoch_sampler()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         super().load_state_dict(loader)
         self._restored = {"epoch": epoch, "batches": batches, "loader": loader}
