@@ -182,3 +182,16 @@ def test_resumable_loader_under_lightning_ddp_sampler():
         assert resumed.epoch == 1
         assert [first] + [b["clip_id"] for b in resumed] == epoch
     assert sorted(seen) == [f"clip{i:03d}" for i in range(12)]
+
+
+def test_resumable_loader_state_without_sampler_state(caplog):
+    ds = ToyDataset(10)
+    loader = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
+    loader.load_state_dict({"epoch": 1, "batches": 4})  # an epoch's end, in the pre-torchdata format
+    assert _position(loader.state_dict()) == (2, 0) and not caplog.records
+    loader = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
+    loader.load_state_dict({"epoch": 1, "batches": 2})  # mid-epoch: the position cannot be restored
+    assert "restarts from its first batch" in caplog.text and _position(loader.state_dict()) == (1, 0)
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=5)
+    sampler.set_epoch(1)
+    assert [i for b in loader for i in b["clip_id"]] == [f"clip{i:03d}" for i in sampler]

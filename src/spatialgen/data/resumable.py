@@ -118,15 +118,16 @@ class ResumableDataLoader(StatefulDataLoader):
         """Continue at the position of :meth:`state_dict` on the next iteration."""
         epoch, batches = int(state_dict["epoch"]), int(state_dict["batches"])
         loader = dict(state_dict.get("loader") or {})
-        if batches and not loader:
+        sized = not isinstance(self.dataset, IterableDataset)
+        if loader.get(_FINISHED) or (sized and batches >= len(self)):
+            epoch, batches, loader = epoch + 1, 0, {}  # saved at the end of an epoch: start the next one
+        elif batches and not loader:
             log.warning(
                 "ResumableDataLoader: the checkpoint's data position has no sampler state (written before "
                 "the torchdata loader); epoch %d restarts from its first batch",
                 epoch,
             )
-        sized = not isinstance(self.dataset, IterableDataset)
-        if loader.get(_FINISHED) or (sized and batches >= len(self)):
-            epoch, batches, loader = epoch + 1, 0, {}  # saved at the end of an epoch: start the next one
+            batches = 0
         self._epoch, self._started = epoch, False
         sampler = self._epoch_sampler()
         if sampler is not None:
