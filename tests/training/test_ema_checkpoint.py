@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import lightning.pytorch as pl
@@ -89,10 +90,15 @@ def _partial_then_fail(obj, f, *args, **kwargs):
     raise OSError("disk full")
 
 
-def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("durable", [True, False])
+def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch, durable):
     path = tmp_path / "last.ckpt"
-    io = AtomicCheckpointIO()
+    io = AtomicCheckpointIO(durable=durable)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     io.save_checkpoint({"global_step": 1, "w": torch.arange(4.0)}, path)
+    assert len(synced) == (2 if durable else 0)  # the file, then its folder (the rename)
     monkeypatch.setattr(torch, "save", _partial_then_fail)
     with pytest.raises(OSError, match="disk full"):
         io.save_checkpoint({"global_step": 2, "w": torch.zeros(4)}, path)
@@ -100,6 +106,10 @@ def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     loaded = io.load_checkpoint(path)
     assert loaded["global_step"] == 1 and torch.equal(loaded["w"], torch.arange(4.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temp file left behind
+
+
+def _position(state: dict) -> tuple[int, int]:
+    return state["epoch"], state["batches"]
 
 
 def test_resumable_loader_order_and_position():
@@ -118,20 +128,70 @@ def test_resumable_loader_order_and_position():
     it = iter(loader)
     seen = [next(it)["clip_id"], next(it)["clip_id"]]
     state = loader.state_dict()
-    assert state == {"epoch": 2, "batches": 2}
+    assert _position(state) == (2, 2)
     rest_expected = [b["clip_id"] for b in it]
     resumed = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
     resumed.load_state_dict(state)
     rest = [b["clip_id"] for b in resumed]
     assert rest == rest_expected and len(seen) + len(rest) == 4
     assert sorted(i for batch in seen + rest for i in batch) == sorted(f"clip{i:03d}" for i in range(10))
-    assert resumed.state_dict() == {"epoch": 2, "batches": 4}
+    assert _position(resumed.state_dict()) == (2, 4)
     # an end-of-epoch state resumes with the next epoch, in full, and a new order
     again = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
     again.load_state_dict(resumed.state_dict())
     epoch3 = [b["clip_id"] for b in again]
-    assert len(epoch3) == 4 and again.state_dict() == {"epoch": 3, "batches": 4}
+    assert len(epoch3) == 4 and _position(again.state_dict()) == (3, 4)
     # Lightning stops after len(loader) batches without exhausting the iterator: still a new epoch
     it = iter(again)
     partial_epoch = [next(it)["clip_id"] for _ in range(4)]
-    assert again.state_dict() == {"epoch": 4, "batches": 4} and partial_epoch != epoch3
+    assert _position(again.state_dict()) == (4, 4) and partial_epoch != epoch3
+
+
+def test_resumable_loader_under_lightning_ddp_sampler():
+    # What the Trainer does under DDP (its private helpers, called directly: no process group needed):
+    # rebuild the loader with a DistributedSampler, which lands in torchdata's batch sampler.
+    from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader
+
+    ds = ToyDataset(12)
+    with _replace_dunder_methods(DataLoader, "dataset"):
+        loader = ResumableDataLoader(ds, batch_size=2, shuffle=True, seed=5)
+
+    def on_rank(rank: int) -> ResumableDataLoader:
+        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=5)
+        return _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+
+    seen = []
+    for rank in range(2):
+        ddp = on_rank(rank)
+        _set_sampler_epoch(ddp, 1)
+        epoch = [b["clip_id"] for b in ddp]
+        order = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=5)
+        order.set_epoch(1)
+        indices = list(order)
+        assert epoch == [[f"clip{i:03d}" for i in indices[j : j + 2]] for j in range(0, 6, 2)]
+        seen += [clip for batch in epoch for clip in batch]
+        it = iter(ddp)
+        first = next(it)["clip_id"]
+        state = ddp.state_dict()
+        assert _position(state) == (1, 1)  # the epoch is the DistributedSampler's
+        resumed = on_rank(rank)
+        resumed.load_state_dict(state)
+        assert resumed.epoch == 1
+        assert [first] + [b["clip_id"] for b in resumed] == epoch
+    assert sorted(seen) == [f"clip{i:03d}" for i in range(12)]
+
+
+def test_resumable_loader_state_without_sampler_state(caplog):
+    ds = ToyDataset(10)
+    loader = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
+    loader.load_state_dict({"epoch": 1, "batches": 4})  # an epoch's end, in the pre-torchdata format
+    assert _position(loader.state_dict()) == (2, 0) and not caplog.records
+    loader = ResumableDataLoader(ds, batch_size=3, shuffle=True, seed=5)
+    loader.load_state_dict({"epoch": 1, "batches": 2})  # mid-epoch: the position cannot be restored
+    assert "restarts from its first batch" in caplog.text and _position(loader.state_dict()) == (1, 0)
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=5)
+    sampler.set_epoch(1)
+    assert [i for b in loader for i in b["clip_id"]] == [f"clip{i:03d}" for i in sampler]

@@ -137,3 +137,21 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
     assert ckpt["global_step"] == steps[-1] >= 2  # saved at the step boundary where it stopped
     assert "pre-emption: saved" in out
     assert not list((run / "ckpt").glob(".*tmp"))
+
+
+def test_preemption_callback_keeps_lightning_checkpoint_defaults(tmp_path):
+    # PreemptionCheckpoint is deliberately not a lightning Checkpoint (see its module docstring)
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from spatialgen.training import PreemptionCheckpoint
+
+    kwargs = {"logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path)}
+    t = Trainer(callbacks=[PreemptionCheckpoint()], **kwargs)
+    assert isinstance(t.checkpoint_callback, ModelCheckpoint)  # Lightning still adds its default one
+    t = Trainer(callbacks=[PreemptionCheckpoint(), ModelCheckpoint(dirpath=tmp_path / "c")], **kwargs)
+    assert t.checkpoint_callback.dirpath == str(tmp_path / "c")
+    assert PreemptionCheckpoint().checkpoint_path(t) == tmp_path / "c" / "last.ckpt"
+    t = Trainer(callbacks=[PreemptionCheckpoint()], enable_checkpointing=False, **kwargs)
+    assert t.checkpoint_callback is None
+    assert PreemptionCheckpoint().checkpoint_path(t) == tmp_path / "checkpoints" / "last.ckpt"

@@ -268,9 +268,9 @@ class SpatialDataModule(pl.LightningDataModule):
             "drop_last": False,
             "persistent_workers": False,
         }
-        if train and not streaming:
-            # Shuffle order is a function of (seed, epoch) and the position survives a mid-epoch resume.
-            return ResumableDataLoader(dataset, shuffle=True, seed=self.hparams.seed, **common)
+        if train:
+            # Shuffle order is a function of (seed, epoch) and the position (streams too) survives a resume.
+            return ResumableDataLoader(dataset, shuffle=not streaming, seed=self.hparams.seed, **common)
         return DataLoader(dataset, shuffle=False, **common)
 
     def train_dataloader(self) -> DataLoader:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Mlp
 from torch import Tensor, nn
 
 from spatialgen.encoders.base import VisualEncoder
@@ -69,18 +70,10 @@ class SynchformerConfig:
         return self.img_size // self.patch_size
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class _DividedAttention(nn.Module):
-    """Attention within time groups or space groups; CLS is a shared key/value and a global query."""
+    """Attention within time groups or space groups; CLS is a shared key/value and a global query.
+
+    (TimeSformer's divided attention: no timm layer does the grouping with a shared CLS key.)"""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -117,7 +110,7 @@ class _DividedBlock(nn.Module):
         self.norm_space = nn.LayerNorm(cfg.dim, eps=cfg.eps)
         self.space_attn = _DividedAttention(cfg.dim, cfg.heads)
         self.norm_mlp = nn.LayerNorm(cfg.dim, eps=cfg.eps)
-        self.mlp = _Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
+        self.mlp = Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))  # fc1 -> GELU -> fc2
 
     def forward(self, x: Tensor, slots: int) -> Tensor:
         x = x + self.time_attn(self.norm_time(x), slots, over_time=True)
@@ -136,7 +129,7 @@ class _SpatialPool(nn.Module):
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
         self.proj = nn.Linear(cfg.dim, cfg.dim)
         self.norm2 = nn.LayerNorm(cfg.dim, eps=cfg.eps)
-        self.mlp = _Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
+        self.mlp = Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))  # fc1 -> GELU -> fc2
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def forward(self, tokens: Tensor) -> Tensor:

@@ -9,6 +9,16 @@ sample entry of the ambisonic track (``moov/trak/mdia/minf/stbl/stsd/mp4a``) and
 YouTube reads it to treat a 4-channel track as first-order AmbiX. The rewriter only touches
 ``moov``: it inserts the box, fixes the sizes of every enclosing box, and, when ``moov`` lies
 before media data (a "faststart" file), shifts the ``stco``/``co64`` chunk offsets by the growth.
+
+Why not FFmpeg's own SA3D writer (checked with PyAV 18.1.0, libavformat 62.12.102): an ambisonic
+channel layout on the encoder (``layout="ambisonic 1"``) is refused by FFmpeg's AAC, Opus and ALAC
+encoders (``avcodec_open2`` EINVAL), and PCM in MOV accepts it but gets no box; the
+``AV_PKT_DATA_SPHERICAL``/``AV_FRAME_DATA_SPHERICAL`` side data describe *video* projection
+(``sv3d``), not audio. What works is the audio stream metadata ``SA3D = "ambisonic 1"``, read by
+FFmpeg's ``libavformat/movenc.c`` (``mov_write_SA3D_tag``): it writes a box byte-identical to this
+module's (``tests/io/test_mp4_spatial_ffmpeg.py``), but only in MP4 mode, not for ``.mov``, which
+``spatialgen.io.mux`` also writes. So this writer stays, one path for every container, and FFmpeg's
+box is the test oracle for it.
 """
 
 from __future__ import annotations

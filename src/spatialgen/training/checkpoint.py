@@ -1,12 +1,25 @@
 """Atomic checkpoint writes: a Lightning ``CheckpointIO`` plugin.
 
-Lightning's ``TorchCheckpointIO`` opens the final path and streams into it, so a kill or a full disk
-mid-write leaves a truncated ``last.ckpt``. :class:`AtomicCheckpointIO` writes to a temporary file in
-the same folder, flushes and fsyncs it, then ``os.replace``-s it over the final name (atomic on POSIX
-and Windows) and fsyncs the folder. Every checkpoint Lightning writes (``ModelCheckpoint`` periodic,
-``last.ckpt``, ``OnExceptionCheckpoint``, ``trainer.save_checkpoint``, the pre-emption callback) goes
-through the strategy's CheckpointIO, so all of them become atomic. Remote paths (``s3://`` etc.) fall
-back to Lightning's writer: object stores publish an object only when its upload completes.
+:class:`AtomicCheckpointIO` writes to a temporary file in the checkpoint's own folder, flushes and
+fsyncs it, then ``os.replace``-s it over the final name (atomic on POSIX and Windows) and fsyncs the
+folder. Every checkpoint Lightning writes (``ModelCheckpoint`` periodic, ``last.ckpt``,
+``OnExceptionCheckpoint``, ``trainer.save_checkpoint``, the pre-emption callback) goes through the
+strategy's CheckpointIO, so all of them become atomic. Remote paths (``s3://`` etc.) fall back to
+Lightning's writer: object stores publish an object only when its upload completes.
+
+Why not Lightning's own ``TorchCheckpointIO`` (lightning 2.6, ``lightning/fabric/utilities/cloud_io.py``
+``_atomic_save``): it serialises the whole checkpoint into a ``BytesIO`` (a second in-memory copy),
+writes it to a ``tempfile.mkstemp()`` file in the *system* temp folder inside an fsspec transaction and
+commits with ``shutil.move``. When ``/tmp`` is another filesystem than the run folder (tmpfs or a node
+disk vs. a shared cluster filesystem, the usual case) ``shutil.move`` falls back to copying into the
+final name, so a kill during the copy leaves a truncated ``last.ckpt``; a SIGKILL before the commit
+leaks the temporary file in ``/tmp``; nothing is fsynced. Measured in ``bench/bench_checkpoint.py``
+(50 MB, 2-core VM, medians of 9): Lightning 199 ms, ours with fsync 141 ms, ours without fsync 100 ms.
+The fsyncs cost ~40 ms per 50 MB save (under 1 s per GB), small next to the minutes between
+checkpoints, and they are what keeps a power loss or kernel crash (as opposed to a
+killed process) from leaving an empty file under the final name on filesystems without
+rename-over-existing heuristics (XFS; ext4 with ``noauto_da_alloc``). So the plugin stays, fsync on
+by default (``durable=False`` to skip it).
 
 Use it in a recipe with ``trainer.plugins: [{class_path: spatialgen.training.AtomicCheckpointIO}]``.
 """
@@ -28,11 +41,12 @@ def _is_local(path: str | os.PathLike) -> bool:
     return "file" in get_filesystem(str(path)).protocol
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_torch_save(obj: Any, path: str | os.PathLike, durable: bool = True) -> None:
     """``torch.save(obj, path)`` that never leaves a partial file at ``path``.
 
     On any error (including KeyboardInterrupt) the temporary file is removed and ``path`` keeps its
-    previous content.
+    previous content. ``durable=False`` skips the two fsyncs: still atomic against a killed process,
+    but a power loss or kernel crash may then leave an empty or short file under the final name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,14 +54,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -61,7 +77,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose local writes are atomic (temp file + fsync + ``os.replace``)."""
+    """``TorchCheckpointIO`` whose local writes are atomic (temp file + fsync + ``os.replace``).
+
+    Args:
+        durable: fsync the file and its folder (survives power loss); ``False`` is atomic only.
+    """
+
+    def __init__(self, durable: bool = True) -> None:
+        super().__init__()
+        self.durable = durable
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
@@ -75,4 +99,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not _is_local(path):
             super().save_checkpoint(checkpoint, path)
             return
-        atomic_torch_save(checkpoint, path)
+        atomic_torch_save(checkpoint, path, durable=self.durable)

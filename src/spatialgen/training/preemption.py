@@ -9,6 +9,17 @@ so weights, optimizer and loop counters agree) the flag is or-reduced across ran
 ``--ckpt_path last``), and the callback raises ``SIGTERMException``, which Lightning turns into a clean
 shutdown with exit status 0. A signal arriving during validation is handled when Lightning raises its
 own ``SIGTERMException``: the checkpoint is written from ``on_exception``.
+
+Why a plain ``Callback`` and not Lightning's ``Checkpoint`` base (lightning 2.6,
+``lightning/pytorch/trainer/connectors/callback_connector.py``): the Trainer counts every ``Checkpoint``
+instance as a checkpointing callback, and the CLI adds this callback to every run. As a ``Checkpoint`` it
+would (1) stop the Trainer from adding its default ``ModelCheckpoint`` to recipes that list none (no
+periodic checkpoints any more), (2) make ``trainer.enable_checkpointing=false`` a ``MisconfigurationException``
+at Trainer construction, and (3) become ``trainer.checkpoint_callback`` when listed before the
+``ModelCheckpoint``, which breaks ``ckpt_path="best"`` (it has no ``best_model_path``). All three were
+checked against lightning 2.6.6 and are pinned by ``tests/training/test_fault_tolerance.py``. The one
+thing the base would give, running after the other callbacks, is done here by updating a listed
+:class:`~spatialgen.training.ema.EMA` first (its update is idempotent per step).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ FFT), hop 320, ``center=True`` (reflect); power; Kaldi mel banks (128, 0–15000
 Network (``passt_s_swa_p16_128_ap476``, DeiT-B distilled): Conv2d patch 16, stride 10 over
 ``[1, 128, 1000]`` -> 12 x 99 patches; separable positions (``freq_new_pos_embed [1, D, 12, 1]`` +
 ``time_new_pos_embed [1, D, 1, 99]``, cut to the input's time patches); CLS and DIST tokens with
-``new_pos_embed``; 12 pre-LN blocks (eps 1e-6, fused qkv with bias, GELU); final LayerNorm.
+``new_pos_embed``; 12 pre-LN blocks (eps 1e-6, fused qkv with bias, GELU): timm's ViT ``Block``, whose
+parameter names the release uses; final LayerNorm.
 Embedding = (CLS + DIST) / 2; logits = ``head`` (LayerNorm eps 1e-5 -> Linear 527) of the embedding.
 Weights: ``passt-s-f128-p16-s10-ap.476-swa.pt`` (same key names; ``head_dist`` is not used and dropped).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from spatialgen.metrics.embedders.base import AudioEmbedder, EmbedderOutput
@@ -26,35 +28,6 @@ __all__ = ["PASST_URL", "PaSST"]
 PASST_URL = (
     "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
 )
-
-
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
-
-
-class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = _Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("fc1", nn.Linear(dim, 4 * dim))
-        self.mlp.add_module("act", nn.GELU())
-        self.mlp.add_module("fc2", nn.Linear(4 * dim, dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class _PatchEmbed(nn.Module):
@@ -96,7 +69,7 @@ class PaSST(AudioEmbedder):
         self.new_pos_embed = nn.Parameter(torch.randn(1, 2, dim) * 0.02)
         self.freq_new_pos_embed = nn.Parameter(torch.randn(1, dim, freq_patches, 1) * 0.02)
         self.time_new_pos_embed = nn.Parameter(torch.randn(1, dim, 1, time_patches) * 0.02)
-        self.blocks = nn.Sequential(*(_Block(dim, heads) for _ in range(depth)))
+        self.blocks = nn.Sequential(*(Block(dim, heads, qkv_bias=True) for _ in range(depth)))  # LN eps 1e-6
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
         self.register_buffer("window", torch.hann_window(self.win, periodic=False), persistent=False)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Mlp
 from torch import Tensor, nn
 
 from spatialgen.encoders.base import check_frames
@@ -85,17 +86,15 @@ class ImageBindConfig:
 
 
 class _Block(nn.Module):
-    """Pre-LN block; ``attn`` is ``nn.MultiheadAttention`` so ``bias_k``/``bias_v`` match the release."""
+    """Pre-LN block; ``attn`` is ``nn.MultiheadAttention`` so ``bias_k``/``bias_v`` match the release
+    (timm's ``Attention`` has no learned key/value bias tokens, hence not timm's ViT ``Block``)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int, bias_kv: bool) -> None:
         super().__init__()
         self.norm_1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = nn.MultiheadAttention(dim, heads, bias=True, add_bias_kv=bias_kv, batch_first=True)
         self.norm_2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("fc1", nn.Linear(dim, mlp_ratio * dim))
-        self.mlp.add_module("act", nn.GELU())
-        self.mlp.add_module("fc2", nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = Mlp(dim, mlp_ratio * dim)  # fc1 -> GELU -> fc2
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm_1(x)

@@ -95,7 +95,10 @@ class SynchformerScorerConfig:
 
 
 class _Attention(nn.Module):
-    """Self-attention with separate q/k/v projections (AST's and minGPT's layout)."""
+    """Self-attention with separate q/k/v projections (AST's and minGPT's layout).
+
+    Not timm's ``Attention``: its fused ``qkv`` would turn the one-to-one key renaming of the official
+    checkpoint into a concatenation in the converter."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
