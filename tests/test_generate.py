@@ -11,6 +11,7 @@ import torch
 from spatialgen.generate import GenerateOptions, crossfade_concat, generate_video, main, plan_windows
 from spatialgen.io import probe_video, read_audio, read_audio_track, read_spatial_audio_box, write_video
 from spatialgen.models.pipeline import GenerationPipeline
+from spatialgen.models.windows import row_seeds
 from spatialgen.spatial import doa, foa
 
 
@@ -30,9 +31,9 @@ class LeftSource(GenerationPipeline):
     def generate(self, frames, *, camera_direction=None, seed=None, **sampling):
         video = frames["enc"]
         self.calls.append(tuple(video.shape))
-        gen = torch.Generator().manual_seed(seed or 0)
         n = int(self.clip_seconds * self.sample_rate)
-        noise = torch.randn(video.shape[0], n, generator=gen) * 0.1
+        seeds = row_seeds(seed, video.shape[0]) or [0] * video.shape[0]
+        noise = torch.stack([torch.randn(n, generator=torch.Generator().manual_seed(s)) for s in seeds]) * 0.1
         return foa.encode(noise, math.radians(60), 0.0)
 
     def pipeline_config(self):

@@ -4,18 +4,25 @@ A :class:`GenerationPipeline` is what ``zoo.load_pretrained`` returns and what `
 It is a plain ``nn.Module`` (no Lightning), rebuilt from a JSON-able config (``pipeline_config()`` /
 ``build_pipeline(config)``), whose ``state_dict`` holds the weights the hub stores. Video comes in at the
 frame rates the encoders need (``frame_rates``), decoded by the caller, so a pipeline never touches files.
+
+Inference has one owner: ``generate`` makes one window (a batch of windows), and :meth:`generate_long`,
+written once here, makes a whole video of any length from it (windows, overlap, equal-power crossfade,
+one seed per window; :mod:`spatialgen.models.windows`). ``spatialgen generate``, both LightningModules'
+``predict_step`` and validation sampling all go through these.
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from spatialgen.models.windows import crossfade_concat, plan_windows, row_seeds, window_frames
 from spatialgen.registry import Registry
 
 __all__ = ["PIPELINES", "GenerationPipeline", "build_pipeline", "register_pipeline"]
@@ -57,19 +64,100 @@ class GenerationPipeline(nn.Module, ABC):
         frames: Mapping[str, Tensor],
         *,
         camera_direction: Tensor | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         **sampling: Any,
     ) -> Tensor:
-        """Audio ``[B, num_channels, clip_seconds · sample_rate]`` for one window of video.
+        """Audio ``[B, num_channels, clip_seconds · sample_rate]`` for a batch of windows of video.
 
         Args:
             frames: uint8 video ``[B, T, 3, H, W]`` per encoder name, each at ``frame_rates[name]`` and
                 covering ``clip_seconds``.
             camera_direction: ``[B, 2]`` (azimuth, elevation) radians of the camera in the FOA frame,
                 for models that take it (ViSAGe); ``None`` means the model's unconditional direction.
-            seed: makes sampling reproducible.
+            seed: one seed per row (row ``i`` samples from its own generator, so a row's audio does not
+                depend on the batch it is in), or an int ``s`` meaning rows ``window_seed(s, i)``
+                (:func:`spatialgen.models.windows.row_seeds`); None: unseeded.
             sampling: model-specific options (guidance scale, steps, temperature, ...).
         """
+
+    def generate_long(
+        self,
+        frames: Mapping[str, Tensor],
+        *,
+        duration: float | None = None,
+        camera_direction: Tensor | None = None,
+        seed: int | None = 0,
+        overlap: float | None = None,
+        batch_size: int = 4,
+        progress: bool = False,
+        **sampling: Any,
+    ) -> Tensor:
+        """Audio ``[num_channels, round(duration · sample_rate)]`` (float32, CPU) for a whole video.
+
+        Windows start every ``clip_seconds − overlap`` seconds (the last aligned to the end), are
+        generated ``batch_size`` at a time and joined with an equal-power crossfade; window ``i`` is
+        seeded with ``window_seed(seed, i)``, so the result does not depend on ``batch_size``.
+
+        Args:
+            frames: the whole video, uint8 ``[T, 3, H, W]`` per encoder name at ``frame_rates[name]``
+                (decoded once by the caller); frames past the end repeat the last one.
+            duration: seconds of audio to make (default: the shortest video's ``T / fps``).
+            camera_direction: ``[2]`` (azimuth, elevation) radians for the whole video (models that take it).
+            seed: seed of the video; overlap: seconds shared by consecutive windows (default: 1 s, at
+                most half a window, as ``spatialgen generate``).
+            batch_size: windows per ``generate`` call; progress: show a windows done/total bar with ETA.
+            sampling: model-specific options passed to :meth:`generate`.
+        """
+        rates = self.frame_rates
+        missing = sorted(set(rates) - set(frames))
+        if missing:
+            raise ValueError(f"frames lack the encoders {missing}; give video at {rates} (frames per second)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if duration is None:
+            duration = min(frames[n].shape[0] / fps for n, fps in rates.items())
+        if overlap is None:
+            overlap = min(1.0, self.clip_seconds / 2)
+        starts = plan_windows(float(duration), self.clip_seconds, overlap)
+        cam = None if camera_direction is None else camera_direction.reshape(1, 2).float()
+        seeds = row_seeds(seed, len(starts))
+        chunks: list[Tensor] = []
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(starts), desc="windows", unit="window", disable=not progress) as bar,
+        ):
+            for b in range(0, len(starts), batch_size):
+                batch = starts[b : b + batch_size]
+                audio = self.generate_windows(
+                    frames,
+                    batch,
+                    camera_direction=None if cam is None else cam.expand(len(batch), 2),
+                    seed=None if seeds is None else seeds[b : b + len(batch)],
+                    **sampling,
+                )
+                chunks.extend(a.float().cpu() for a in audio)
+                bar.update(len(batch))
+        sr = self.sample_rate
+        return crossfade_concat(chunks, [round(s * sr) for s in starts], max(1, round(duration * sr)))
+
+    def generate_windows(
+        self,
+        frames: Mapping[str, Tensor],
+        starts: Sequence[float],
+        *,
+        camera_direction: Tensor | None = None,
+        seed: Sequence[int] | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Audio ``[len(starts), C, clip_seconds · sample_rate]`` of the windows at ``starts`` of whole videos.
+
+        The default cuts each window's frames and calls :meth:`generate`; a model whose encoder features
+        of overlapping windows agree may override it to encode the frames they share once.
+        """
+        per_window = [window_frames(frames, self.frame_rates, s, self.clip_seconds) for s in starts]
+        batch = {n: torch.stack([w[n] for w in per_window]).to(self.device) for n in self.frame_rates}
+        cam = None if camera_direction is None else camera_direction.to(self.device)
+        return self.generate(batch, camera_direction=cam, seed=seed, **sampling)
 
     @abstractmethod
     def pipeline_config(self) -> dict[str, Any]:

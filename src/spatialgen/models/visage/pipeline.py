@@ -20,7 +20,7 @@ the ``state_dict``):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +32,7 @@ from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
 from spatialgen.models.visage.config import ViSAGeConfig, get_config
 from spatialgen.models.visage.generation import Guidance, codes_to_audio, generate
 from spatialgen.models.visage.model import ViSAGe
+from spatialgen.models.windows import row_seeds
 from spatialgen.spatial.geometry import direction as unit_direction
 
 __all__ = ["ViSAGePipeline", "camera_direction_vector", "check_parts", "visual_energy_map"]
@@ -300,7 +301,7 @@ class ViSAGePipeline(GenerationPipeline):
         energy_map: Tensor | None,
         direction: Tensor | None,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
         guidance_scale: float = 2.5,
         direction_guidance_scale: float = 2.5,
@@ -309,13 +310,18 @@ class ViSAGePipeline(GenerationPipeline):
         top_p: float | None = None,
         do_sample: bool = True,
     ) -> Tensor:
-        """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction)."""
+        """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction).
+
+        ``seed``: one per row, or an int (see :func:`~spatialgen.models.windows.row_seeds`); each row
+        samples from its own generator.
+        """
         was_training = self.network.training
         self.network.eval()
         try:
+            seeds = row_seeds(seed, visual.shape[0])
             generator = None
-            if seed is not None:
-                generator = torch.Generator(device=visual.device).manual_seed(int(seed))
+            if seeds is not None:
+                generator = [torch.Generator(device=visual.device).manual_seed(s) for s in seeds]
             codes = generate(
                 self.network,
                 visual,
@@ -339,7 +345,7 @@ class ViSAGePipeline(GenerationPipeline):
         frames: Mapping[str, Tensor] | Tensor,
         *,
         camera_direction: Tensor | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
         guidance_scale: float = 2.5,
         direction_guidance_scale: float = 2.5,
@@ -355,7 +361,8 @@ class ViSAGePipeline(GenerationPipeline):
                 ``T = config.source_length`` (or the tensor itself).
             camera_direction: ``[B, 2]`` camera (azimuth, elevation) radians in the FOA frame; None uses
                 the learned null direction.
-            seed: seed of the sampling generator (same seed, same audio).
+            seed: one seed per row, or an int (rows ``window_seed(seed, i)``); same seed, same audio
+                whatever the batch.
             guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
             guidance_scale, direction_guidance_scale: guidance scales (see :func:`generate`).
             temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).

@@ -23,7 +23,7 @@ weights are referenced by name with ``pretrained=True`` and rebuilt from their r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,6 +38,7 @@ from spatialgen.models.visaudio.config import ViSAudioConfig, visaudio_config
 from spatialgen.models.visaudio.flow import generate as flow_generate
 from spatialgen.models.visaudio.latents import BinauralLatentCoder
 from spatialgen.models.visaudio.network import ViSAudioNet
+from spatialgen.models.windows import row_seeds
 
 __all__ = [
     "ROLES",
@@ -394,13 +395,26 @@ class ViSAudioPipeline(GenerationPipeline):
         )
 
     # ------------------------------------------------------------------ generation
+    def initial_noise(self, batch: int, latent_len: int, seed: int | Sequence[int] | None) -> Tensor:
+        """Initial noise ``[B, 2, D, F]``: row ``i`` from its own CPU generator (``row_seeds``), so a row's
+        noise, and the audio made from it, do not depend on the batch (and match across devices)."""
+        param = next(self.network.parameters())
+        shape = (2, self.network.config.latent_dim, latent_len)
+        seeds = row_seeds(seed, batch)
+        if seeds is None:
+            return torch.randn((batch, *shape), dtype=param.dtype).to(param.device)
+        rows = [
+            torch.randn(shape, generator=torch.Generator().manual_seed(s), dtype=param.dtype) for s in seeds
+        ]
+        return torch.stack(rows).to(param.device)
+
     @torch.no_grad()
     def generate_from_features(
         self,
         features: Mapping[str, Tensor],
         *,
         seconds: float | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         cfg_scale: float | None = None,
         steps: int | None = None,
         method: str | None = None,
@@ -423,7 +437,7 @@ class ViSAudioPipeline(GenerationPipeline):
             steps=int(self.sampling["steps"] if steps is None else steps),
             method=method or self.sampling["method"],
             sequential=sequential,
-            seed=seed,
+            noise=self.initial_noise(cond.batch_size, latent_len, seed),
         )
         return self.codec.decode_latents(z.to(self.codec._compute_dtype(z)), length=n_samples).float()
 
@@ -433,7 +447,7 @@ class ViSAudioPipeline(GenerationPipeline):
         frames: Mapping[str, Tensor],
         *,
         camera_direction: Tensor | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         cfg_scale: float | None = None,
         steps: int | None = None,
         method: str | None = None,
@@ -445,7 +459,7 @@ class ViSAudioPipeline(GenerationPipeline):
         Args:
             frames: uint8 ``[B, T, 3, H, W]`` per encoder name at :attr:`frame_rates`.
             camera_direction: not used by ViSAudio (binaural audio is heard from the camera); must be None.
-            seed: seeds the initial noise (deterministic output).
+            seed: seeds the initial noise: one seed per row, or an int (rows ``window_seed(seed, i)``).
             cfg_scale: guidance strength (default 4.5; 1 disables CFG).
             steps: ODE steps (default 25); method: ``euler`` (default), ``heun`` or ``midpoint``.
             sequential: left-then-right (Gauss-Seidel) ear updates within each step.
