@@ -205,7 +205,8 @@ def test_predict_writes_four_channel_wavs(root, tmp_path):
     trainer = _trainer(tmp_path, callbacks=[writer])
     trainer.predict(module, datamodule=_data(root, predict_files=videos), return_predictions=False)
     out = sorted((tmp_path / "pred").glob("*.wav"))
-    assert len(out) == 1  # both files are called video.mp4: one clip id
+    # both files are called video.mp4: the second gets a suffix instead of overwriting the first
+    assert [p.name for p in out] == ["video.wav", "video_1.wav"]
     info = sf.info(str(out[0]))
     assert info.channels == 4 and info.samplerate == 16000 and info.frames == 16000  # 1-s video
 

@@ -47,26 +47,13 @@ BASE_TAGS = ["spatialgen", "spatial-audio", "video-to-audio"]
 
 
 def export_state(pipeline: GenerationPipeline) -> dict[str, Tensor]:
-    """The weights an export stores: ``export_state_dict()`` when the pipeline defines it, else ``state_dict()``.
-
-    (ViSAGe's ``state_dict`` already leaves official parts out; ViSAudio names them in ``export_state_dict``.)
-    """
-    if hasattr(pipeline, "export_state_dict"):
-        return dict(pipeline.export_state_dict())
-    return dict(pipeline.state_dict())
+    """The weights an export stores: :meth:`GenerationPipeline.export_state_dict`."""
+    return dict(pipeline.export_state_dict())
 
 
 def load_export_state(pipeline: GenerationPipeline, state: Mapping[str, Tensor]) -> None:
-    """Load :func:`export_state` output strictly; a key mismatch raises a ValueError listing the keys."""
-    if hasattr(pipeline, "load_export_state_dict"):
-        pipeline.load_export_state_dict(state)
-        return
-    result = pipeline.load_state_dict(dict(state), strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"weights do not match the config: missing {sorted(result.missing_keys)[:8]}, "
-            f"unexpected {sorted(result.unexpected_keys)[:8]}"
-        )
+    """Load :func:`export_state` output strictly (:meth:`GenerationPipeline.load_export_state_dict`)."""
+    pipeline.load_export_state_dict(state)
 
 
 def _safetensors_ready(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -168,6 +168,23 @@ class GenerationPipeline(nn.Module, ABC):
     def from_pipeline_config(cls, config: Mapping[str, Any]) -> GenerationPipeline:
         """Build the architecture described by ``config`` (weights are loaded separately)."""
 
+    def export_state_dict(self) -> dict[str, Tensor]:
+        """The weights an export stores: the network and every part built without published weights.
+
+        The default is ``state_dict()`` (a subclass whose official parts are rebuilt from their
+        registries leaves them out, e.g. through a state-dict hook, or overrides this).
+        """
+        return dict(self.state_dict())
+
+    def load_export_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Load :meth:`export_state_dict` output strictly; a key mismatch raises a ValueError listing them."""
+        result = self.load_state_dict(dict(state), strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(
+                f"weights do not match the config: missing {sorted(result.missing_keys)[:8]}, "
+                f"unexpected {sorted(result.unexpected_keys)[:8]}"
+            )
+
     @property
     def device(self) -> torch.device:
         """Device of the pipeline's parameters (CPU when it has none)."""

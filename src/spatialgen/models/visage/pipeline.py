@@ -187,6 +187,8 @@ class ViSAGePipeline(GenerationPipeline):
         energy_temperature, energy_top_p: :func:`visual_energy_map` settings.
         network, codec, visual_encoder: already built parts to use instead of building them (shared,
             not copied; e.g. the training module's).
+        allow_mono: accept a mono stage-1 network (``num_channels = 1``): the training module samples
+            with it, but it is not served (:meth:`pipeline_config` refuses it, so nothing exports it).
     """
 
     kind: ClassVar[str] = "visage"
@@ -206,12 +208,13 @@ class ViSAGePipeline(GenerationPipeline):
         network: ViSAGe | None = None,
         codec: DiscreteAudioCodec | None = None,
         visual_encoder: VisualEncoder | None = None,
+        allow_mono: bool = False,
     ) -> None:
         super().__init__()
         cfg = get_config(config) if isinstance(config, str) else config
         if network is not None:
             cfg = network.config
-        if cfg.num_channels != 4:
+        if cfg.num_channels != 4 and not (allow_mono and cfg.num_channels == 1):
             raise ValueError(
                 f"ViSAGePipeline generates FOA: the network needs num_channels=4, got {cfg.num_channels} "
                 "(a mono stage-1 model is trained, not served; initialise a FOA model from it)"
@@ -265,6 +268,11 @@ class ViSAGePipeline(GenerationPipeline):
         """The encoder's frame rate, keyed by its name."""
         return {self.encoder_name: float(self.encoder.fps)}
 
+    @property
+    def num_channels(self) -> int:
+        """4 (AmbiX FOA); 1 for a mono stage-1 network held with ``allow_mono``."""
+        return int(self.config.num_channels)
+
     # ------------------------------------------------------------------ conditions
     @torch.no_grad()
     def encode_video(self, frames: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -274,13 +282,16 @@ class ViSAGePipeline(GenerationPipeline):
         visual = out.global_features.clone()  # a plain tensor (the encoder may run in inference mode)
         if not need_patches:
             return visual, None
-        energy = visual_energy_map(
-            out.patch_tokens.clone(),
+        return visual, self.energy_map(out.patch_tokens.clone())
+
+    def energy_map(self, patch_tokens: Tensor) -> Tensor:
+        """:func:`visual_energy_map` of the encoder's patch tokens ``[B, T, N, D]`` with this pipeline's settings."""
+        return visual_energy_map(
+            patch_tokens,
             self.encoder.patch_grid,
             temperature=self.energy_temperature,
             top_p=self.energy_top_p,
         )
-        return visual, energy
 
     def direction_input(
         self, camera_direction: Tensor | None, batch: int, device: torch.device
@@ -398,6 +409,11 @@ class ViSAGePipeline(GenerationPipeline):
     # ------------------------------------------------------------------ config
     def pipeline_config(self) -> dict[str, Any]:
         """JSON-able description (network config, encoder/codec names, options, whether official)."""
+        if self.config.num_channels != 4:
+            raise ValueError(
+                "a mono stage-1 ViSAGe network (num_channels=1) is trained, not served: it has no "
+                "pipeline config; export the FOA stage-2 model initialised from it"
+            )
         return {
             "kind": self.kind,
             "network": self.config.to_dict(),
