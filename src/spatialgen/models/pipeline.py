@@ -9,26 +9,68 @@ Inference has one owner: ``generate`` makes one window (a batch of windows), and
 written once here, makes a whole video of any length from it (windows, overlap, equal-power crossfade,
 one seed per window; :mod:`spatialgen.models.windows`). ``spatialgen generate``, both LightningModules'
 ``predict_step`` and validation sampling all go through these.
+
+Weights have one contract: :meth:`GenerationPipeline.export_state_dict` (the network and every part built
+without published weights) + :meth:`GenerationPipeline.pipeline_config`. The Hugging Face Hub mixin
+(``huggingface_hub.ModelHubMixin``) sits on the pipeline class itself, as diffusers and timm put it on
+their model classes, so ``ViSAGePipeline.from_pretrained("owner/repo" or folder)``, ``save_pretrained``
+and ``push_to_hub`` work on any pipeline; the export folder layout is ``config.json`` +
+``model.safetensors`` (+ ``README.md``).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from huggingface_hub import ModelHubMixin
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from spatialgen.models.windows import crossfade_concat, plan_windows, row_seeds, window_frames
 from spatialgen.registry import Registry
 
-__all__ = ["PIPELINES", "GenerationPipeline", "build_pipeline", "register_pipeline"]
+__all__ = [
+    "CONFIG_NAME",
+    "PIPELINES",
+    "WEIGHTS_NAME",
+    "GenerationPipeline",
+    "build_pipeline",
+    "register_pipeline",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
 
 
-class GenerationPipeline(nn.Module, ABC):
+def safetensors_ready(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU tensors; tied weights (shared storage) get their own copy, which
+    safetensors requires (loading copies the same values into both parameters again)."""
+    out: dict[str, Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for key, value in state.items():
+        t = value.detach().cpu().contiguous()
+        ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if ident in seen and t.numel():
+            t = t.clone()
+        seen.add((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
+        out[key] = t
+    return out
+
+
+class GenerationPipeline(
+    nn.Module,
+    ModelHubMixin,
+    ABC,
+    library_name="spatialgen",
+    repo_url="https://github.com/spatialgen/spatialgen",
+    tags=["spatialgen", "spatial-audio", "video-to-audio"],
+):
     """Base class of the per-model inference bundles.
 
     Subclasses set ``kind`` (their registry name) and ``output_format`` (``"foa"``: AmbiX ``[W, Y, Z, X]``;
@@ -184,6 +226,67 @@ class GenerationPipeline(nn.Module, ABC):
                 f"weights do not match the config: missing {sorted(result.missing_keys)[:8]}, "
                 f"unexpected {sorted(result.unexpected_keys)[:8]}"
             )
+
+    # ------------------------------------------------------------------ Hub mixin
+    #: what the next ``save_pretrained`` stores instead of the pipeline's own: ``{"state", "card",
+    #: "files"}`` (set for one call by :func:`spatialgen.hub.save.save_pipeline`, e.g. EMA weights)
+    _export_override: dict[str, Any] | None = None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``config.json`` (:meth:`pipeline_config`) and ``model.safetensors`` (:meth:`export_state_dict`)."""
+        from safetensors.torch import save_file
+
+        override = self._export_override or {}
+        state = override.get("state")
+        state = self.export_state_dict() if state is None else state
+        save_file(safetensors_ready(state), str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        config = json.dumps(self.pipeline_config(), indent=2, sort_keys=True)
+        (save_directory / CONFIG_NAME).write_text(config + "\n")
+        for name, src in (override.get("files") or {}).items():
+            dst = save_directory / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(Path(src).read_bytes())
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> Any:
+        """The card set for this save (:func:`spatialgen.hub.save.save_pipeline`), else the mixin's default."""
+        card = (self._export_override or {}).get("card")
+        return card if card is not None else super().generate_model_card(*args, **kwargs)
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **_config_values: Any,
+    ) -> GenerationPipeline:
+        """Rebuild the pipeline of an export folder or Hub repo and load its weights strictly (eval mode).
+
+        The reading is :func:`spatialgen.hub.load.load_export` (one-line errors, offline cache), imported
+        when called so that ``models`` does not import ``hub`` (the layer above it) at import time.
+        """
+        from spatialgen.hub.load import InvalidExportError, load_export
+
+        if not strict:
+            raise ValueError(f"{cls.__name__} loads strictly only: a partial load would keep random weights")
+        pipeline = load_export(
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            map_location=map_location,
+        )
+        if not isinstance(pipeline, cls):
+            raise InvalidExportError(f"{model_id} holds a {type(pipeline).__name__}, not a {cls.__name__}")
+        return pipeline
 
     @property
     def device(self) -> torch.device:
