@@ -96,10 +96,10 @@ def build_visaudio_debug(seed: int = DEBUG_SEED, device: str | torch.device = "c
     spec = VISAUDIO_DEBUG
     pipe = ViSAudioPipeline.build(
         spec["config"],
-        codec=spec["codec"],
+        codec_name=spec["codec"],
         codec_kwargs=spec["codec_kwargs"],
         encoder_kwargs=spec["encoder_kwargs"],
-        encoders_pretrained=False,
+        encoder_pretrained=False,
         clip_seconds=spec["clip_seconds"],
         seed=seed,
         sampling=spec["sampling"],

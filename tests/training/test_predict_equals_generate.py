@@ -41,10 +41,10 @@ VISAGE = {
 }
 VISAUDIO = {
     "config": "tiny",
-    "audio_codec": "stft",
+    "codec_name": "stft",
     "codec_kwargs": {"sample_rate": 8000, "n_fft": 64, "hop_length": 32},
     "encoder_kwargs": {"tiny": {"embed_dim": 16, "input_size": [32, 32], "fps": FPS}},
-    "encoders_pretrained": False,
+    "encoder_pretrained": False,
     "clip_seconds": 1.0,
     "sample_steps": 2,
     "cfg_scale": 2.0,

@@ -157,7 +157,7 @@ def test_param_groups_exclude_norms_and_biases():
 
 
 def test_fit_ema_covers_only_the_network_and_validation_logs(root, tmp_path):
-    module = _module(val_generate_every_n_epochs=1, val_num_clips=1)
+    module = _module(sample_every_n_epochs=1, val_num_clips=1)
     ema = EMA(decay=0.9)
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="tb")
     trainer = _trainer(tmp_path, max_epochs=1, callbacks=[ema], logger=logger, log_every_n_steps=1)
@@ -232,7 +232,7 @@ def test_loss_falls_below_unigram_baseline(root, tmp_path):
     module = _module(
         visual_dropout=0.0,
         direction_dropout=0.0,
-        val_generate_every_n_epochs=0,
+        sample_every_n_epochs=0,
         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3),
     )
     trainer = _trainer(tmp_path, max_epochs=60, limit_val_batches=0, log_every_n_steps=1)
@@ -308,7 +308,5 @@ def test_visual_gain_is_the_loss_increase_with_swapped_pictures(root, tmp_path):
         module.visual_gain(one)
     # validation logs it for batches of 2+ clips (the 2 training clips here)
     trainer = _trainer(tmp_path)
-    metrics = trainer.validate(
-        _module(val_generate_every_n_epochs=0), datamodule=_data(root, val_split="train")
-    )[0]
+    metrics = trainer.validate(_module(sample_every_n_epochs=0), datamodule=_data(root, val_split="train"))[0]
     assert "val/visual_gain" in metrics and math.isfinite(metrics["val/visual_gain"])

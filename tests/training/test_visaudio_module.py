@@ -21,10 +21,10 @@ from .helpers import trainer
 SR = 8000
 MODEL = {
     "config": "tiny",
-    "audio_codec": "stft",
+    "codec_name": "stft",
     "codec_kwargs": {"sample_rate": SR, "n_fft": 64, "hop_length": 32},
     "encoder_kwargs": {"tiny": {"embed_dim": 16, "input_size": [32, 32], "fps": 8.0}},
-    "encoders_pretrained": False,
+    "encoder_pretrained": False,
     "clip_seconds": 1.0,
     "sample_steps": 2,
     "cfg_scale": 2.0,

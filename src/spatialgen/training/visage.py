@@ -16,7 +16,7 @@ computed here with the frozen parts:
   tokens (:func:`~spatialgen.models.visage.pipeline.visual_energy_map`), then cut to ``source_length``.
 * **direction**: ``batch["camera_direction"]`` ``(azimuth, elevation)`` -> unit vector.
 
-Frozen codec and encoder are built with a fixed seed (``frozen_seed``) so that randomly initialised ones
+Frozen codec and encoder are built with a fixed seed (``build_seed``) so that randomly initialised ones
 (``dac_synthetic``, ``tiny``) are the same in every run and after resume: the base class leaves frozen
 weights out of checkpoints. Use cached tokens only from the codec configured here (same name, weights
 and seed), else the tokens the network learns and the codec decoding its samples disagree.
@@ -55,8 +55,8 @@ AudioPredictionWriter = PredictionWriter
 
 _SAMPLING_KEYS = {
     "guidance",
-    "guidance_scale",
-    "direction_guidance_scale",
+    "cfg_scale",
+    "direction_cfg_scale",
     "do_sample",
     "temperature",
     "top_k",
@@ -77,7 +77,7 @@ class ViSAGeModule(SpatialAudioModule):
             ``codec``: Lightning merges module and data hparams, and the data module has its own ``codec``.)
         codec_kwargs: codec options (e.g. DAC kwargs of a codec trained by us).
         codec_pretrained: official weights (True), random (False) or a weights path (a trained codec).
-        frozen_seed: seed used while building the frozen codec and encoder (reproducible random ones).
+        build_seed: seed used while building the frozen codec and encoder (reproducible random ones).
         stream_weights: ``C * Q`` loss weights of the per-stream cross entropies (default: plain sum).
         label_smoothing: cross-entropy label smoothing.
         visual_dropout: CFG dropout probability of the visual group (CLIP + energy map).
@@ -90,9 +90,9 @@ class ViSAGeModule(SpatialAudioModule):
         init_from_mono: stage-1 checkpoint / export to initialise from (W's tables and heads copied to
             every channel, :func:`~spatialgen.models.visage.init_foa_from_mono`); used at fit start.
         no_decay_norm_and_bias: no weight decay on biases and LayerNorm parameters (official grouping).
-        val_generate_every_n_epochs: generate samples during validation every n epochs (0: never).
+        sample_every_n_epochs: generate samples during validation every n epochs (0: never).
         val_num_clips: clips of the first validation batch to generate.
-        sampling: generation options (``guidance``, ``guidance_scale``, ``direction_guidance_scale``,
+        sampling: generation options (``guidance``, ``cfg_scale``, ``direction_cfg_scale``,
             ``do_sample``, ``temperature``, ``top_k``, ``top_p``) for validation and predict.
         sample_seed: seed of validation/predict sampling.
         optimizer, lr_scheduler, lr_interval, compile, max_bad_steps: see :class:`SpatialAudioModule`.
@@ -108,7 +108,7 @@ class ViSAGeModule(SpatialAudioModule):
         codec_name: str | None = None,
         codec_kwargs: dict[str, Any] | None = None,
         codec_pretrained: bool | str = True,
-        frozen_seed: int = 0,
+        build_seed: int = 0,
         stream_weights: list[float] | None = None,
         label_smoothing: float = 0.0,
         visual_dropout: float = 0.1,
@@ -117,7 +117,7 @@ class ViSAGeModule(SpatialAudioModule):
         history_dropout: float = 0.0,
         init_from_mono: str | None = None,
         no_decay_norm_and_bias: bool = True,
-        val_generate_every_n_epochs: int = 1,
+        sample_every_n_epochs: int = 1,
         val_num_clips: int = 2,
         sampling: dict[str, Any] | None = None,
         sample_seed: int = 0,
@@ -138,8 +138,8 @@ class ViSAGeModule(SpatialAudioModule):
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         if dropout_scope not in ("batch", "sample"):
             raise ValueError(f"dropout_scope must be 'batch' or 'sample', got {dropout_scope!r}")
-        if val_generate_every_n_epochs < 0 or val_num_clips < 1:
-            raise ValueError("val_generate_every_n_epochs must be >= 0 and val_num_clips >= 1")
+        if sample_every_n_epochs < 0 or val_num_clips < 1:
+            raise ValueError("sample_every_n_epochs must be >= 0 and val_num_clips >= 1")
         unknown = sorted(set(sampling or {}) - _SAMPLING_KEYS)
         if unknown:
             raise ValueError(f"sampling: unknown keys {unknown}; valid keys are {sorted(_SAMPLING_KEYS)}")
@@ -149,11 +149,11 @@ class ViSAGeModule(SpatialAudioModule):
         cfg = get_config(config, **overrides)
         codec_kwargs = {k: v for k, v in dict(codec_kwargs or {}).items() if k != "n_quantizers"}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(frozen_seed)
+            torch.manual_seed(build_seed)
             codec_module = create_codec(
                 cfg.codec, pretrained=codec_pretrained, n_quantizers=cfg.num_codebooks, **codec_kwargs
             )
-            torch.manual_seed(frozen_seed + 1)
+            torch.manual_seed(build_seed + 1)
             encoder_module = create_encoder(
                 encoder, pretrained=encoder_pretrained, **{**dict(encoder_kwargs or {}), "frozen": True}
             )
@@ -175,7 +175,7 @@ class ViSAGeModule(SpatialAudioModule):
         self.stream_weights = stream_weights
         if stream_weights is not None and len(stream_weights) != cfg.num_streams:
             raise ValueError(f"stream_weights needs {cfg.num_streams} entries (channels x codebooks)")
-        self.sampling = {"guidance": "joint", "guidance_scale": 2.5, "top_k": 256, **dict(sampling or {})}
+        self.sampling = {"guidance": "joint", "cfg_scale": 2.5, "top_k": 256, **dict(sampling or {})}
         if not cfg.use_direction and self.sampling.get("guidance") == "dual":
             raise ValueError("sampling.guidance='dual' needs a direction input; this config has none")
         self._token_counts: Tensor | None = None
@@ -426,7 +426,7 @@ class ViSAGeModule(SpatialAudioModule):
         return self._forward(swapped, dropout=False)[0] - loss
 
     def _should_generate(self) -> bool:
-        n = self.hparams.val_generate_every_n_epochs
+        n = self.hparams.sample_every_n_epochs
         trainer = getattr(self, "_trainer", None)
         if n == 0 or trainer is None or trainer.sanity_checking:
             return False

@@ -102,12 +102,12 @@ class ViSAudioModule(SpatialAudioModule):
         config: network size (``S_16k``, ``S_44k``, ``M_44k``, ``L_44k``, ``L_44k_v2``, ``small``, ``tiny``);
             its latent/visual widths and rates are taken from the codec and encoders.
         config_overrides: further :class:`~spatialgen.models.visaudio.ViSAudioConfig` fields.
-        audio_codec: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
+        codec_name: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
             codec_pretrained: load its published weights (True), random (False) or a weights path.
             (Not named ``codec``: the data module's ``codec`` hyperparameter, a feature-cache option,
             would clash when Lightning merges them.)
         clip_encoder, sync_encoder, pe_encoder: encoder registry name per visual role (``tiny`` may fill all).
-        encoder_kwargs: options per encoder name; encoders_pretrained: load published encoder weights
+        encoder_kwargs: options per encoder name; encoder_pretrained: load published encoder weights
             (True), random init from ``build_seed`` (False), or one weights file for the encoders (e.g. a
             ``tiny`` encoder pretrained by ``recipes/visual_direction_synthetic.yaml``).
         clip_seconds: training clip length and generation window; Lightning refuses a ``data.clip_seconds``
@@ -134,14 +134,14 @@ class ViSAudioModule(SpatialAudioModule):
         self,
         config: str = "small",
         config_overrides: dict[str, Any] | None = None,
-        audio_codec: str = "stft",
+        codec_name: str = "stft",
         codec_kwargs: dict[str, Any] | None = None,
         codec_pretrained: bool | str = True,
         clip_encoder: str = "tiny",
         sync_encoder: str = "tiny",
         pe_encoder: str = "tiny",
         encoder_kwargs: dict[str, dict[str, Any]] | None = None,
-        encoders_pretrained: bool | str = True,
+        encoder_pretrained: bool | str = True,
         clip_seconds: float = 8.0,
         peak: float | None = 0.95,
         build_seed: int = 0,
@@ -185,14 +185,14 @@ class ViSAudioModule(SpatialAudioModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         pipe = ViSAudioPipeline.build(
             config,
-            codec=audio_codec,
+            codec_name=codec_name,
             codec_kwargs=codec_kwargs,
             codec_pretrained=codec_pretrained,
             clip_encoder=clip_encoder,
             sync_encoder=sync_encoder,
             pe_encoder=pe_encoder,
             encoder_kwargs=encoder_kwargs,
-            encoders_pretrained=encoders_pretrained,
+            encoder_pretrained=encoder_pretrained,
             clip_seconds=clip_seconds,
             peak=peak,
             seed=build_seed,

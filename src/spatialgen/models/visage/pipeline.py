@@ -314,8 +314,8 @@ class ViSAGePipeline(GenerationPipeline):
         *,
         seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
-        guidance_scale: float = 2.5,
-        direction_guidance_scale: float = 2.5,
+        cfg_scale: float = 2.5,
+        direction_cfg_scale: float = 2.5,
         temperature: float = 1.0,
         top_k: int | None = 256,
         top_p: float | None = None,
@@ -339,8 +339,8 @@ class ViSAGePipeline(GenerationPipeline):
                 energy_map,
                 direction,
                 guidance=guidance,
-                guidance_scale=guidance_scale,
-                direction_guidance_scale=direction_guidance_scale,
+                guidance_scale=cfg_scale,
+                direction_guidance_scale=direction_cfg_scale,
                 do_sample=do_sample,
                 temperature=temperature,
                 top_k=top_k,
@@ -358,8 +358,8 @@ class ViSAGePipeline(GenerationPipeline):
         camera_direction: Tensor | None = None,
         seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
-        guidance_scale: float = 2.5,
-        direction_guidance_scale: float = 2.5,
+        cfg_scale: float = 2.5,
+        direction_cfg_scale: float = 2.5,
         temperature: float = 1.0,
         top_k: int | None = 256,
         top_p: float | None = None,
@@ -375,7 +375,8 @@ class ViSAGePipeline(GenerationPipeline):
             seed: one seed per row, or an int (rows ``window_seed(seed, i)``); same seed, same audio
                 whatever the batch.
             guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
-            guidance_scale, direction_guidance_scale: guidance scales (see :func:`generate`).
+            cfg_scale, direction_cfg_scale: guidance scales (``guidance_scale`` and
+                ``direction_guidance_scale`` of :func:`~spatialgen.models.visage.generation.generate`).
             temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).
         """
         if isinstance(frames, Mapping) and self.encoder_name not in frames:
@@ -398,8 +399,8 @@ class ViSAGePipeline(GenerationPipeline):
             direction,
             seed=seed,
             guidance=guidance,
-            guidance_scale=guidance_scale,
-            direction_guidance_scale=direction_guidance_scale,
+            cfg_scale=cfg_scale,
+            direction_cfg_scale=direction_cfg_scale,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,

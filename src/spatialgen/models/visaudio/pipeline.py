@@ -189,14 +189,14 @@ class ViSAudioPipeline(GenerationPipeline):
         cls,
         config: str | ViSAudioConfig = "small",
         *,
-        codec: str = "stft",
+        codec_name: str = "stft",
         codec_kwargs: Mapping[str, Any] | None = None,
         codec_pretrained: bool | str = True,
         clip_encoder: str = "tiny",
         sync_encoder: str = "tiny",
         pe_encoder: str = "tiny",
         encoder_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-        encoders_pretrained: bool | str = True,
+        encoder_pretrained: bool | str = True,
         clip_seconds: float = 8.0,
         peak: float | None = 0.95,
         seed: int = 0,
@@ -208,10 +208,10 @@ class ViSAudioPipeline(GenerationPipeline):
         Args:
             config: a named size (``S_16k``, ``small``, ``tiny``, ...) or a config; its latent/visual
                 widths and rates are replaced by the parts' (:func:`derive_network_config`).
-            codec, codec_kwargs, codec_pretrained: the mono codec (registry name, options, weights).
+            codec_name, codec_kwargs, codec_pretrained: the mono codec (registry name, options, weights).
             clip_encoder, sync_encoder, pe_encoder: registry name per role (the same name shares one encoder).
             encoder_kwargs: options per encoder name (e.g. ``{"tiny": {"embed_dim": 32}}``).
-            encoders_pretrained: load the encoders' published weights (True), random init from ``seed``
+            encoder_pretrained: load the encoders' published weights (True), random init from ``seed``
                 (False) or a weights file (then stored with the export, recorded as not published).
             clip_seconds: generation window (and nominal training clip length) in seconds.
             peak, seed, sampling: see the class.
@@ -222,8 +222,8 @@ class ViSAudioPipeline(GenerationPipeline):
         if names["pe"] in kwargs:  # the pe role needs patch tokens; asking for them changes no weight
             kwargs[names["pe"]].setdefault("patch_tokens", True)
         specs = {
-            "codec": {"name": codec, "kwargs": dict(codec_kwargs or {}), "pretrained": codec_pretrained},
-            "encoders": {n: {"kwargs": kw, "pretrained": encoders_pretrained} for n, kw in kwargs.items()},
+            "codec": {"name": codec_name, "kwargs": dict(codec_kwargs or {}), "pretrained": codec_pretrained},
+            "encoders": {n: {"kwargs": kw, "pretrained": encoder_pretrained} for n, kw in kwargs.items()},
         }
         codec_m, encoders = cls._build_parts(specs, seed)
         # A part loaded from a local file is recorded as not published: its weights travel with the
