@@ -85,3 +85,29 @@ def test_window_helpers():
     cut = window_frames({"e": video}, {"e": 2.0}, 1.5, 2.0)["e"][:, 0, 0, 0]
     assert cut.tolist() == [3, 4, 5, 5]  # from round(1.5 * 2) = 3; past the end repeats the last frame
     assert plan_windows(2.6, 1.0, 0.5) == [0.0, 0.5, 1.0, 1.5, 1.6]
+
+
+def test_visage_encodes_each_frame_once_and_matches_per_window_encoding():
+    from spatialgen.models.pipeline import LONG_VIDEO_STATE, GenerationPipeline
+
+    pipe = load_pretrained("visage-debug")
+    frames = _video(pipe, 3.0)
+    (T,) = {v.shape[0] for v in frames.values()}
+    encoded = []
+    hook = pipe.encoder.register_forward_hook(lambda m, args, out: encoded.append(args[0].shape[1]))
+    try:
+        shared = pipe.generate_long(frames, seed=2, overlap=0.5, top_k=8)
+    finally:
+        hook.remove()
+    windows = len(plan_windows(3.0, pipe.clip_seconds, 0.5))
+    assert sum(encoded) == T < windows * pipe.config.source_length  # every frame once, not once per window
+    assert LONG_VIDEO_STATE not in pipe.__dict__  # nothing of the video is kept afterwards
+    starts = plan_windows(3.0, pipe.clip_seconds, 0.5)
+    per_window = GenerationPipeline.generate_windows(
+        pipe, frames, starts, seed=row_seeds(2, len(starts)), top_k=8
+    )
+    from spatialgen.models.windows import crossfade_concat
+
+    sr = pipe.sample_rate
+    joined = crossfade_concat(list(per_window.float()), [round(s * sr) for s in starts], round(3.0 * sr))
+    torch.testing.assert_close(shared, joined, rtol=1e-5, atol=1e-5)

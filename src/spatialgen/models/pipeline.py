@@ -37,6 +37,7 @@ from spatialgen.registry import Registry
 
 __all__ = [
     "CONFIG_NAME",
+    "LONG_VIDEO_STATE",
     "PIPELINES",
     "WEIGHTS_NAME",
     "GenerationPipeline",
@@ -44,6 +45,9 @@ __all__ = [
     "register_pipeline",
 ]
 
+#: attribute where a pipeline may keep state for the video ``generate_long`` is walking through
+#: (e.g. shared per-frame encoder features); cleared when ``generate_long`` returns
+LONG_VIDEO_STATE = "_long_video_state"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -164,21 +168,25 @@ class GenerationPipeline(
         cam = None if camera_direction is None else camera_direction.reshape(1, 2).float()
         seeds = row_seeds(seed, len(starts))
         chunks: list[Tensor] = []
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(starts), desc="windows", unit="window", disable=not progress) as bar,
-        ):
-            for b in range(0, len(starts), batch_size):
-                batch = starts[b : b + batch_size]
-                audio = self.generate_windows(
-                    frames,
-                    batch,
-                    camera_direction=None if cam is None else cam.expand(len(batch), 2),
-                    seed=None if seeds is None else seeds[b : b + len(batch)],
-                    **sampling,
-                )
-                chunks.extend(a.float().cpu() for a in audio)
-                bar.update(len(batch))
+        self.__dict__.pop(LONG_VIDEO_STATE, None)
+        try:
+            with (
+                torch.inference_mode(),
+                tqdm(total=len(starts), desc="windows", unit="window", disable=not progress) as bar,
+            ):
+                for b in range(0, len(starts), batch_size):
+                    batch = starts[b : b + batch_size]
+                    audio = self.generate_windows(
+                        frames,
+                        batch,
+                        camera_direction=None if cam is None else cam.expand(len(batch), 2),
+                        seed=None if seeds is None else seeds[b : b + len(batch)],
+                        **sampling,
+                    )
+                    chunks.extend(a.float().cpu() for a in audio)
+                    bar.update(len(batch))
+        finally:
+            self.__dict__.pop(LONG_VIDEO_STATE, None)  # e.g. features shared by this video's windows
         sr = self.sample_rate
         return crossfade_concat(chunks, [round(s * sr) for s in starts], max(1, round(duration * sr)))
 

@@ -28,8 +28,9 @@ from torch import Tensor, nn
 
 from spatialgen.codecs import DiscreteAudioCodec, create_codec
 from spatialgen.encoders import VisualEncoder, create_encoder
-from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
+from spatialgen.models.pipeline import LONG_VIDEO_STATE, GenerationPipeline, register_pipeline
 from spatialgen.models.visage.config import ViSAGeConfig, get_config
+from spatialgen.models.visage.frame_features import FrameFeatures
 from spatialgen.models.visage.generation import Guidance, codes_to_audio, generate
 from spatialgen.models.visage.model import ViSAGe
 from spatialgen.models.windows import row_seeds
@@ -350,6 +351,41 @@ class ViSAGePipeline(GenerationPipeline):
             return codes_to_audio(codes, self.codec, length=self.config.num_samples)
         finally:
             self.network.train(was_training)
+
+    def generate_windows(
+        self,
+        frames: Mapping[str, Tensor],
+        starts: Sequence[float],
+        *,
+        camera_direction: Tensor | None = None,
+        seed: Sequence[int] | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Windows of a whole video, the encoder's per-frame features shared by overlapping windows.
+
+        A per-frame encoder's features are computed once per frame (:class:`FrameFeatures`, kept while
+        ``generate_long`` walks through one video); the energy map is computed per window from its
+        patch tokens, as :meth:`generate` does. Other encoders encode each window.
+        """
+        enc, S = self.encoder, self.config.source_length
+        if abs(float(enc.output_fps) - float(enc.fps)) > 1e-9:
+            return super().generate_windows(
+                frames, starts, camera_direction=camera_direction, seed=seed, **sampling
+            )
+        video = frames[self.encoder_name]
+        cache = self.__dict__.get(LONG_VIDEO_STATE)
+        if cache is None or cache.video is not video or cache.encoder is not enc:
+            cache = FrameFeatures(enc, video, patch_tokens=bool(self.config.energy_map_dim), chunk=S)
+            self.__dict__[LONG_VIDEO_STATE] = cache
+        T = video.shape[0]
+        first = torch.tensor([min(round(s * float(enc.fps)), T - 1) for s in starts])
+        index = (first[:, None] + torch.arange(S)).clamp_max(T - 1)
+        device = self.network.encoder.visual_proj.weight.device
+        visual, patches = cache.gather(index, device)
+        energy = None if patches is None else self.energy_map(patches)
+        cam = None if camera_direction is None else camera_direction.to(device)
+        direction = self.direction_input(cam, len(starts), device)
+        return self.generate_from_features(visual, energy, direction, seed=seed, **sampling)
 
     def generate(
         self,
