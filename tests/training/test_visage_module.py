@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from spatialgen.data.datamodule import SpatialDataModule
 from spatialgen.models.visage import ViSAGe, get_config, stream_cross_entropy
-from spatialgen.training import EMA
-from spatialgen.training.visage import AudioPredictionWriter, ViSAGeModule
+from spatialgen.training import EMA, PredictionWriter
+from spatialgen.training.visage import ViSAGeModule
 from tests.recipes import synthetic_root
 
 SMALL = {  # visage_small's token layout (dac_synthetic, 4 codebooks) at a test-sized width
@@ -201,7 +201,7 @@ def test_fit_ema_covers_only_the_network_and_validation_logs(root, tmp_path):
 def test_predict_writes_four_channel_wavs(root, tmp_path):
     videos = sorted(str(p / "video.mp4") for p in root.iterdir() if (p / "video.mp4").exists())[:2]
     module = _module()
-    writer = AudioPredictionWriter(str(tmp_path / "pred"))
+    writer = PredictionWriter(str(tmp_path / "pred"))
     trainer = _trainer(tmp_path, callbacks=[writer])
     trainer.predict(module, datamodule=_data(root, predict_files=videos), return_predictions=False)
     out = sorted((tmp_path / "pred").glob("*.wav"))

@@ -46,12 +46,8 @@ from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.network_state import load_network_state
 from spatialgen.training.samples import log_samples
 from spatialgen.training.token_stats import token_counts, token_stats, unigram_entropy
-from spatialgen.training.writer import PredictionWriter
 
-__all__ = ["AudioPredictionWriter", "ViSAGeModule", "load_network_state"]
-
-#: the one prediction writer under its former ViSAGe name (recipes may still name it)
-AudioPredictionWriter = PredictionWriter
+__all__ = ["ViSAGeModule", "load_network_state"]
 
 _SAMPLING_KEYS = {
     "guidance",

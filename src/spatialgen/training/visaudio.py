@@ -55,12 +55,8 @@ from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resampl
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
-from spatialgen.training.writer import PredictionWriter
 
-__all__ = ["BinauralPredictionWriter", "ViSAudioModule", "plot_binaural_spectrograms"]
-
-#: the one prediction writer under its former ViSAudio name (recipes may still name it)
-BinauralPredictionWriter = PredictionWriter
+__all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
 
 
 def _as_binaural(x: Tensor, what: str) -> Tensor:
