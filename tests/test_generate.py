@@ -128,3 +128,23 @@ def test_dry_run_generates_nothing(tmp_path: Path, capsys) -> None:
     )
     assert "2 window(s)" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
+
+
+def test_one_frame_video_is_padded_to_a_window(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "one.mp4", torch.full((1, 3, 32, 48), 90, dtype=torch.uint8), 8.0)
+    pipe = LeftSource()
+    options = GenerateOptions(out_dir=tmp_path / "out", format="foa", mp4=False)
+    assert [p.name for p in generate_video(video, pipe, options)] == ["one.foa.wav"]
+    assert pipe.calls == [(1, 8, 3, 32, 48)]  # the single frame repeated over the 2-s window
+    audio, sr = read_audio(tmp_path / "out" / "one.foa.wav")
+    assert audio.shape == (4, round(probe_video(video).duration * sr)) and audio.abs().max() > 0
+
+
+def test_batch_size_never_changes_the_audio(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", 7.0)
+    out = {}
+    for batch in (1, 4):
+        options = GenerateOptions(out_dir=tmp_path / f"b{batch}", format="foa", mp4=False, batch_size=batch)
+        generate_video(video, LeftSource(), options)
+        out[batch] = read_audio(tmp_path / f"b{batch}" / "v.foa.wav")[0]
+    assert torch.equal(out[1], out[4])

@@ -69,6 +69,14 @@ def _decode_size(width: int, height: int, limit: int) -> tuple[int, int] | None:
     return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
+def _read_whole(video: Path, fps: float, size: tuple[int, int] | None, duration: float) -> Tensor:
+    """All frames ``[T, 3, H, W]`` at ``fps``; a video shorter than one frame at that rate gives its first
+    frame (the windowing repeats it over the window)."""
+    if duration * fps < 1:
+        return read_video(video, size=size)[0][:1]
+    return read_video(video, fps=fps, size=size)[0]
+
+
 def generate_video(video: Path | str, pipeline: GenerationPipeline, options: GenerateOptions) -> list[Path]:
     """Generate spatial audio for one video and write the requested files; returns their paths."""
     video = Path(video)
@@ -82,7 +90,9 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
     direction = None
     if options.camera_direction is not None:
         direction = torch.tensor(options.camera_direction, dtype=torch.float32)
-    frames = {name: read_video(video, fps=fps, size=size)[0] for name, fps in pipeline.frame_rates.items()}
+    frames = {
+        name: _read_whole(video, fps, size, info.duration) for name, fps in pipeline.frame_rates.items()
+    }
     audio = pipeline.generate_long(
         frames,
         duration=info.duration,
