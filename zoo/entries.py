@@ -1,7 +1,7 @@
 """The zoo's entries: official ViSAGe weights, models trained by ``make demo``, tiny debug models, towers.
 
 * ``visage-ytambigen`` / ``visage-vggsound-mono``: the authors' release on the Hub
-  (``jaeyeonkim99/visage``, reference/visage.md §7), converted exactly by :mod:`spatialgen.hub.official`.
+  (``jaeyeonkim99/visage``, its released checkpoints), converted exactly by :mod:`spatialgen.hub.official`.
 * ``visage-synthetic`` / ``visaudio-synthetic``: the exports ``make demo`` writes
   (``<demo_out>/export/<name>``; ``SPATIALGEN_DEMO_OUT`` overrides ``demo_out``).
 * ``visage-debug`` / ``visaudio-debug``: tiny random pipelines built locally from a fixed seed; no

@@ -16,8 +16,8 @@ logging. The base provides:
   registers parameters that require grad in its gradient reducer, and the optimizer is built from
   ``self.network``'s trainable parameters only (:meth:`param_groups`). Frozen weights are also left
   out of checkpoints (they come from their registries) and are filled back in on load.
-* **Optimizer and LR scheduler from YAML** (LightningCLI dependency injection, reference/ecosystem.md
-  §2 style b): ``model.init_args.optimizer: {class_path: torch.optim.AdamW, init_args: {lr: ...}}``.
+* **Optimizer and LR scheduler from YAML** (LightningCLI dependency injection: Lightning's docs,
+  "LightningCLI: optimizers and learning-rate schedulers", callable type hints): ``model.init_args.optimizer: {class_path: torch.optim.AdamW, init_args: {lr: ...}}``.
   The defaults are ``None`` and resolved here (AdamW lr 1e-4, wd 0.01; no scheduler), because a class
   default would leak its init_args into a different class chosen in YAML (jsonargparse#460).
 * **Non-finite guard** (:mod:`spatialgen.training.guards`), automatic optimisation; a subclass that

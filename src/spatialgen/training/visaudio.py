@@ -1,6 +1,7 @@
 """``ViSAudioModule``: train ViSAudio (dual-branch conditional flow matching, binaural) with Lightning.
 
-What one training step does (reference/mmaudio.md §2, §10):
+What one training step does (flow matching as in MMAudio, Cheng et al. CVPR 2025, hkchengrex/MMAudio
+``mmaudio/model/flow_matching.py``; one branch per ear, ViSAudio):
 
 1. **Latents.** Ground truth comes as raw ``audio`` (coded here by the frozen mono codec, each ear
    separately, after a *joint* stereo peak normalisation that keeps the ILD) or as cached ``latents``

@@ -1,7 +1,7 @@
 """``ViSAGePipeline``: video -> AmbiX FOA with the ViSAGe network, its codec and its visual encoder.
 
 ``generate(frames)`` runs the visual encoder on one window of video, computes ViSAGe's patch energy
-map from the encoder's patch tokens (:func:`visual_energy_map`, reference/visage.md §4.6), turns the
+map from the encoder's patch tokens (:func:`visual_energy_map`; jaeyeonkim99/visage ``infer_clip_energy.py``), turns the
 camera direction into the direction input, samples codes with (batched) classifier-free guidance and
 decodes each FOA channel with the codec into ``[B, 4, T]`` AmbiX ``[W, Y, Z, X]``.
 
@@ -54,7 +54,7 @@ def visual_energy_map(
 ) -> Tensor:
     """ViSAGe's per-frame patch energy map (visual saliency) from patch tokens ``[B, T, N, D]`` -> ``[B, T, N]``.
 
-    Follows reference/visage.md §4.6: with ``f̂`` the unit-normalised tokens, the spatial score is
+    Follows the official ``infer_clip_energy.py`` (jaeyeonkim99/visage): with ``f̂`` the unit-normalised tokens, the spatial score is
     ``||f̂ − normalize(mean of the existing 4-neighbours)||`` and the temporal score
     ``||f̂ − normalize(A)||`` with ``A[0] = F[1]``, ``A[t] = (F[t−1] + F[t+1]) / 2``, ``A[T−1] = F[T−2]``
     (a single frame has no temporal neighbour: ``A = F``, a zero score). ``E0 = ½(softmax(s_sp/τ) +
