@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["crossfade_concat", "plan_windows", "row_seeds", "window_frames", "window_seed"]
+__all__ = ["crossfade_concat", "plan_windows", "resample_frames", "row_seeds", "window_frames", "window_seed"]
 
 
 def plan_windows(duration: float, window: float, overlap: float) -> list[float]:
@@ -102,3 +102,20 @@ def window_frames(
         index = torch.arange(first, first + need).clamp_max(video.shape[0] - 1)
         out[name] = video.index_select(0, index.to(video.device))
     return out
+
+
+def resample_frames(video: Tensor, src_fps: float, dst_fps: float) -> Tensor:
+    """Frames ``[B, T, 3, H, W]`` at ``src_fps`` -> the nearest earlier-or-equal frames at ``dst_fps``.
+
+    Frame ``k`` shows time ``(k + ½) / fps`` (the data convention); output frame ``j`` takes the source
+    frame covering ``(j + ½) / dst_fps``. The output spans the same duration (``⌊T · dst / src⌋`` frames).
+    """
+    if math.isclose(src_fps, dst_fps, rel_tol=1e-9):
+        return video
+    t = video.shape[1]
+    n = math.floor(t / src_fps * dst_fps + 1e-6)
+    if n < 1:
+        raise ValueError(f"{t} frames at {src_fps:g} fps are too few to resample to {dst_fps:g} fps")
+    centres = (torch.arange(n, dtype=torch.float64) + 0.5) / dst_fps
+    index = (centres * src_fps).floor().long().clamp(0, t - 1).to(video.device)
+    return video.index_select(1, index)

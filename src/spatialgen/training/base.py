@@ -44,6 +44,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from spatialgen.models.pipeline import GenerationPipeline, build_pipeline
+from spatialgen.models.windows import resample_frames
 from spatialgen.training.guards import NonFiniteGuard
 
 FROZEN_PREFIX = "frozen."
@@ -211,8 +212,6 @@ class SpatialAudioModule(pl.LightningModule):
         """
         if "video" not in batch:
             raise ValueError("predict batches need 'video' (PredictVideos / data.predict_files)")
-        from spatialgen.models.visaudio.pipeline import resample_frames
-
         pipe = self.pipeline
         video, fps = batch["video"], float(batch["video_fps"])
         B, T = video.shape[:2]

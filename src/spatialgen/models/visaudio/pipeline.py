@@ -38,7 +38,7 @@ from spatialgen.models.visaudio.config import ViSAudioConfig, visaudio_config
 from spatialgen.models.visaudio.flow import generate as flow_generate
 from spatialgen.models.visaudio.latents import BinauralLatentCoder
 from spatialgen.models.visaudio.network import ViSAudioNet
-from spatialgen.models.windows import row_seeds
+from spatialgen.models.windows import resample_frames, row_seeds
 
 __all__ = [
     "ROLES",
@@ -105,23 +105,6 @@ def derive_network_config(
     else:
         changes.update(sync_fps=sync.output_fps, sync_segment=1, sync_stride=1, sync_tokens_per_segment=1)
     return base.replace(**changes)
-
-
-def resample_frames(video: Tensor, src_fps: float, dst_fps: float) -> Tensor:
-    """Frames ``[B, T, 3, H, W]`` at ``src_fps`` -> the nearest earlier-or-equal frames at ``dst_fps``.
-
-    Frame ``k`` shows time ``(k + ½) / fps`` (the data convention); output frame ``j`` takes the source
-    frame covering ``(j + ½) / dst_fps``. The output spans the same duration (``⌊T · dst / src⌋`` frames).
-    """
-    if math.isclose(src_fps, dst_fps, rel_tol=1e-9):
-        return video
-    t = video.shape[1]
-    n = math.floor(t / src_fps * dst_fps + 1e-6)
-    if n < 1:
-        raise ValueError(f"{t} frames at {src_fps:g} fps are too few to resample to {dst_fps:g} fps")
-    centres = (torch.arange(n, dtype=torch.float64) + 0.5) / dst_fps
-    index = (centres * src_fps).floor().long().clamp(0, t - 1).to(video.device)
-    return video.index_select(1, index)
 
 
 @register_pipeline
