@@ -11,6 +11,7 @@ import torch
 from spatialgen.generate import GenerateOptions, crossfade_concat, generate_video, main, plan_windows
 from spatialgen.io import probe_video, read_audio, read_audio_track, read_spatial_audio_box, write_video
 from spatialgen.models.pipeline import GenerationPipeline
+from spatialgen.models.windows import row_seeds
 from spatialgen.spatial import doa, foa
 
 
@@ -30,9 +31,9 @@ class LeftSource(GenerationPipeline):
     def generate(self, frames, *, camera_direction=None, seed=None, **sampling):
         video = frames["enc"]
         self.calls.append(tuple(video.shape))
-        gen = torch.Generator().manual_seed(seed or 0)
         n = int(self.clip_seconds * self.sample_rate)
-        noise = torch.randn(video.shape[0], n, generator=gen) * 0.1
+        seeds = row_seeds(seed, video.shape[0]) or [0] * video.shape[0]
+        noise = torch.stack([torch.randn(n, generator=torch.Generator().manual_seed(s)) for s in seeds]) * 0.1
         return foa.encode(noise, math.radians(60), 0.0)
 
     def pipeline_config(self):
@@ -127,3 +128,23 @@ def test_dry_run_generates_nothing(tmp_path: Path, capsys) -> None:
     )
     assert "2 window(s)" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
+
+
+def test_one_frame_video_is_padded_to_a_window(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "one.mp4", torch.full((1, 3, 32, 48), 90, dtype=torch.uint8), 8.0)
+    pipe = LeftSource()
+    options = GenerateOptions(out_dir=tmp_path / "out", format="foa", mp4=False)
+    assert [p.name for p in generate_video(video, pipe, options)] == ["one.foa.wav"]
+    assert pipe.calls == [(1, 8, 3, 32, 48)]  # the single frame repeated over the 2-s window
+    audio, sr = read_audio(tmp_path / "out" / "one.foa.wav")
+    assert audio.shape == (4, round(probe_video(video).duration * sr)) and audio.abs().max() > 0
+
+
+def test_batch_size_never_changes_the_audio(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", 7.0)
+    out = {}
+    for batch in (1, 4):
+        options = GenerateOptions(out_dir=tmp_path / f"b{batch}", format="foa", mp4=False, batch_size=batch)
+        generate_video(video, LeftSource(), options)
+        out[batch] = read_audio(tmp_path / f"b{batch}" / "v.foa.wav")[0]
+    assert torch.equal(out[1], out[4])

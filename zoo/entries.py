@@ -1,7 +1,7 @@
 """The zoo's entries: official ViSAGe weights, models trained by ``make demo``, tiny debug models, towers.
 
 * ``visage-ytambigen`` / ``visage-vggsound-mono``: the authors' release on the Hub
-  (``jaeyeonkim99/visage``, reference/visage.md §7), converted exactly by :mod:`spatialgen.hub.official`.
+  (``jaeyeonkim99/visage``, its released checkpoints), converted exactly by :mod:`spatialgen.hub.official`.
 * ``visage-synthetic`` / ``visaudio-synthetic``: the exports ``make demo`` writes
   (``<demo_out>/export/<name>``; ``SPATIALGEN_DEMO_OUT`` overrides ``demo_out``).
 * ``visage-debug`` / ``visaudio-debug``: tiny random pipelines built locally from a fixed seed; no
@@ -96,10 +96,10 @@ def build_visaudio_debug(seed: int = DEBUG_SEED, device: str | torch.device = "c
     spec = VISAUDIO_DEBUG
     pipe = ViSAudioPipeline.build(
         spec["config"],
-        codec=spec["codec"],
+        codec_name=spec["codec"],
         codec_kwargs=spec["codec_kwargs"],
         encoder_kwargs=spec["encoder_kwargs"],
-        encoders_pretrained=False,
+        encoder_pretrained=False,
         clip_seconds=spec["clip_seconds"],
         seed=seed,
         sampling=spec["sampling"],

@@ -116,7 +116,7 @@ def train_visaudio(s: DemoSettings, data: Path, encoder: Path) -> Path:
                 "init_args": {
                     "clip_seconds": s.seconds,
                     "encoder_kwargs": {"tiny": {**ENCODER_KWARGS, "fps": 8.0}},
-                    "encoders_pretrained": str(encoder),
+                    "encoder_pretrained": str(encoder),
                     "sample_every_n_epochs": 0,
                     # the exported pipeline samples with these Euler steps (quick: just prove the wiring)
                     "sample_steps": 2 if s.quick else 10,
@@ -175,7 +175,7 @@ def train_visage(s: DemoSettings, data: Path, codec_dir: Path, encoder: Path) ->
                     "codec_pretrained": str(codec_dir),
                     "encoder_kwargs": {**ENCODER_KWARGS, "fps": 4.0},
                     "encoder_pretrained": str(encoder),
-                    "val_generate_every_n_epochs": 0,
+                    "sample_every_n_epochs": 0,
                     "lr_scheduler": {"init_args": {"total_iters": max(1, min(50, s.steps_visage // 4))}},
                 }
             },

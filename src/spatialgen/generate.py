@@ -8,8 +8,11 @@ Videos of any length are handled in windows of the model's ``clip_seconds``:
   aligned to the end of the video, and consecutive windows are joined with an equal-power (sine/cosine)
   crossfade over their overlap, which keeps the level constant for independently generated windows.
 
-Frames are decoded per window at each encoder's frame rate (never the whole file at once), downscaled
-so the shorter side is at most ``decode_size`` pixels. Outputs per video ``STEM``: ``STEM.foa.wav``
+The video is decoded once per encoder frame rate, downscaled so the shorter side is at most
+``decode_size`` pixels, and handed whole to :meth:`GenerationPipeline.generate_long`, which batches the
+windows (``batch_size`` per call, each seeded from ``(seed, window index)``, so the batch size never
+changes the audio) and shows a windows done/total bar with ETA when ``progress`` is on. Outputs per
+video ``STEM``: ``STEM.foa.wav``
 (AmbiX) and/or ``STEM.binaural.wav`` (L/R), and for each an .mp4 that carries the original picture
 (packets copied) with the new audio (FOA with YouTube's spatial-audio metadata). Existing outputs are
 replaced, or an error with ``overwrite=False`` (the command line's default unless ``--overwrite``).
@@ -45,6 +48,7 @@ from spatialgen.generate_cli import (
 )
 from spatialgen.io import mux_audio, probe_video, read_video, write_audio
 from spatialgen.models.pipeline import GenerationPipeline
+from spatialgen.models.windows import crossfade_concat, plan_windows
 from spatialgen.spatial import binaural
 
 __all__ = ["GenerateOptions", "build_parser", "crossfade_concat", "generate_video", "main", "plan_windows"]
@@ -57,7 +61,7 @@ class GenerateOptions:
     out_dir: Path
     format: str = "both"
     camera_direction: tuple[float, float] | None = None  # radians
-    overlap: float = 1.0
+    overlap: float | None = None  # seconds; None: 1 s, or half the model's window if shorter
     batch_size: int = 4
     seed: int = 0
     decode_size: int = 448
@@ -65,46 +69,10 @@ class GenerateOptions:
     hrir: str = "spherical-head"
     sampling: dict | None = None
     overwrite: bool = True  # False: an existing output is an error (the CLI's default, unless --overwrite)
+    progress: bool = False  # a windows done/total bar with ETA per video
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-
-
-def plan_windows(duration: float, window: float, overlap: float) -> list[float]:
-    """Start times (s) of the generation windows covering ``[0, duration]``; see the module docstring."""
-    if duration <= 0:
-        raise ValueError(f"video duration must be > 0, got {duration}")
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap must be in [0, clip length {window} s), got {overlap}")
-    if duration <= window:
-        return [0.0]
-    hop = window - overlap
-    starts = [0.0]
-    while starts[-1] + window < duration - 1e-9:
-        starts.append(min(starts[-1] + hop, duration - window))
-    return starts
-
-
-def crossfade_concat(chunks: Sequence[Tensor], starts: Sequence[int], total: int) -> Tensor:
-    """Join ``[C, L_i]`` chunks placed at sample offsets ``starts`` into ``[C, total]`` samples.
-
-    Where two chunks overlap, the earlier one fades out with ``cos`` and the later one fades in with
-    ``sin`` (equal power). Chunks must be sorted, cover ``[0, total)`` and each start inside the previous.
-    """
-    out = chunks[0][:, :total].clone()
-    for chunk, start in zip(chunks[1:], starts[1:]):
-        end_prev = out.shape[-1]
-        if start > end_prev:
-            raise ValueError(f"windows leave a gap: previous ends at {end_prev}, next starts at {start}")
-        overlap = min(end_prev - start, chunk.shape[-1])
-        if overlap > 0:
-            x = (torch.arange(overlap, dtype=chunk.dtype, device=chunk.device) + 0.5) / overlap
-            fade_in, fade_out = torch.sin(0.5 * math.pi * x), torch.cos(0.5 * math.pi * x)
-            out[:, start:end_prev] = out[:, start:end_prev] * fade_out + chunk[:, :overlap] * fade_in
-        out = torch.cat([out, chunk[:, overlap:]], dim=-1)[:, :total]
-    if out.shape[-1] != total:
-        raise ValueError(f"windows cover {out.shape[-1]} samples, expected {total}")
-    return out
 
 
 def _decode_size(width: int, height: int, limit: int) -> tuple[int, int] | None:
@@ -115,18 +83,12 @@ def _decode_size(width: int, height: int, limit: int) -> tuple[int, int] | None:
     return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
-def _window_frames(
-    video: Path, pipeline: GenerationPipeline, start: float, size: tuple[int, int] | None
-) -> dict[str, Tensor]:
-    """uint8 frames ``[T, 3, H, W]`` per encoder for one window, padded with the last frame to the window."""
-    frames = {}
-    for name, fps in pipeline.frame_rates.items():
-        clip, _ = read_video(video, fps=fps, size=size, start=start, duration=pipeline.clip_seconds)
-        need = max(1, round(pipeline.clip_seconds * fps))
-        if clip.shape[0] < need:
-            clip = torch.cat([clip, clip[-1:].expand(need - clip.shape[0], *clip.shape[1:])])
-        frames[name] = clip[:need]
-    return frames
+def _read_whole(video: Path, fps: float, size: tuple[int, int] | None, duration: float) -> Tensor:
+    """All frames ``[T, 3, H, W]`` at ``fps``; a video shorter than one frame at that rate gives its first
+    frame (the windowing repeats it over the window)."""
+    if duration * fps < 1:
+        return read_video(video, size=size)[0][:1]
+    return read_video(video, fps=fps, size=size)[0]
 
 
 def generate_video(video: Path | str, pipeline: GenerationPipeline, options: GenerateOptions) -> list[Path]:
@@ -136,28 +98,28 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.format!r}")
     if pipeline.output_format == "binaural" and options.format == "foa":
         raise SpatialgenError("this model generates binaural audio; use --format binaural (or both)")
+    window = pipeline.clip_seconds
+    if options.overlap is not None and not 0 <= options.overlap <= window / 2:
+        raise ValueError(f"overlap must be in [0, {window / 2:g}] s (half the model's window), got {options.overlap}")
     info = probe_video(video)
-    sr, window = pipeline.sample_rate, pipeline.clip_seconds
-    starts = plan_windows(info.duration, window, min(options.overlap, window / 2))
     size = _decode_size(info.width, info.height, options.decode_size)
     direction = None
     if options.camera_direction is not None:
         direction = torch.tensor(options.camera_direction, dtype=torch.float32)
-    chunks: list[Tensor] = []
-    with torch.inference_mode():
-        for b in range(0, len(starts), options.batch_size):
-            batch_starts = starts[b : b + options.batch_size]
-            per_window = [_window_frames(video, pipeline, s, size) for s in batch_starts]
-            frames = {
-                name: torch.stack([w[name] for w in per_window]).to(pipeline.device) for name in per_window[0]
-            }
-            cam = None if direction is None else direction.expand(len(batch_starts), 2).to(pipeline.device)
-            audio = pipeline.generate(
-                frames, camera_direction=cam, seed=options.seed + b, **(options.sampling or {})
-            )
-            chunks.extend(a.float().cpu() for a in audio)
-    total = max(1, round(info.duration * sr))
-    audio = crossfade_concat(chunks, [round(s * sr) for s in starts], total)
+    frames = {
+        name: _read_whole(video, fps, size, info.duration) for name, fps in pipeline.frame_rates.items()
+    }
+    audio = pipeline.generate_long(
+        frames,
+        duration=info.duration,
+        camera_direction=direction,
+        seed=options.seed,
+        overlap=options.overlap,
+        batch_size=options.batch_size,
+        progress=options.progress,
+        **(options.sampling or {}),
+    )
+    sr = pipeline.sample_rate
     return _write_outputs(video, audio, sr, pipeline.output_format, options)
 
 
@@ -272,6 +234,7 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
             hrir=args.hrir,
             sampling=sampling,
             overwrite=args.overwrite,
+            progress=True,
         )
     except SpatialgenError as err:
         if debug:

@@ -110,3 +110,24 @@ def test_bad_frames_raise_one_line_value_error(frames: torch.Tensor, match: str)
     enc = create_encoder("tiny", pretrained=False)
     with pytest.raises(ValueError, match=match):
         enc(frames)
+
+
+def test_create_encoder_and_create_codec_share_the_pretrained_default() -> None:
+    """One convention for every registry (timm's): ``pretrained`` defaults to False, random weights."""
+    import inspect
+
+    from spatialgen.codecs import create_codec
+
+    defaults = {
+        f.__name__: inspect.signature(f).parameters["pretrained"].default
+        for f in (create_encoder, create_codec)
+    }
+    assert defaults == {"create_encoder": False, "create_codec": False}
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_default_build_is_random_and_offline(name: str, monkeypatch) -> None:
+    """Without ``pretrained`` nothing is fetched: every encoder builds (on meta) with the network off."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = create_encoder(name, device="meta")
+    assert enc.fps == EXPECTED[name][0]

@@ -57,6 +57,7 @@ def run(tmp_path_factory):
         "global_step": 42,
         "pytorch-lightning_version": lightning.__version__,
     }
+    module.on_save_checkpoint(ckpt)  # what Lightning calls: names the module class for export
     torch.save(ckpt, root / "checkpoints" / "last.ckpt")
     (root / "config.yaml").write_text(RECIPE)
     (root / "metrics.csv").write_text(

@@ -43,6 +43,29 @@ def test_export_then_load_gives_identical_outputs(which, request, tmp_path):
     assert not torch.equal(fresh.generate(frames, seed=3), expected)
 
 
+@pytest.mark.parametrize("which", ["visage_pipe", "visaudio_pipe"])
+def test_hub_mixin_on_the_pipeline_class(which, request, tmp_path):
+    """save_pretrained / from_pretrained of the pipeline class itself: same layout, strict, typed."""
+    from spatialgen.models.visage.pipeline import ViSAGePipeline
+    from spatialgen.models.visaudio.pipeline import ViSAudioPipeline
+
+    pipe = request.getfixturevalue(which)
+    pipe.save_pretrained(tmp_path / "e")
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in (tmp_path / "e").iterdir()}
+    assert load_file(str(tmp_path / "e" / "model.safetensors")).keys() == export_state(pipe).keys()
+    cls, other = (
+        (ViSAGePipeline, ViSAudioPipeline) if which == "visage_pipe" else (ViSAudioPipeline, ViSAGePipeline)
+    )
+    loaded = cls.from_pretrained(tmp_path / "e")
+    assert type(loaded) is cls and not loaded.training
+    frames = window(pipe)
+    torch.testing.assert_close(loaded.generate(frames, seed=3), pipe.generate(frames, seed=3), rtol=0, atol=0)
+    with pytest.raises(InvalidExportError, match=f"not a {other.__name__}"):
+        other.from_pretrained(tmp_path / "e")
+    with pytest.raises(ValueError, match="strictly"):
+        cls.from_pretrained(tmp_path / "e", strict=False)
+
+
 def test_overrides_change_the_config(visaudio_pipe, tmp_path):
     out = save_pipeline(visaudio_pipe, tmp_path / "e")
     pipe = load_pretrained(out, sampling={"steps": 2})

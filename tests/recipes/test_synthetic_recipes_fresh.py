@@ -40,7 +40,7 @@ def test_visaudio_synthetic_from_empty_folder(tmp_path: Path) -> None:
         "runs/visual_direction/tiny.safetensors: weight file not found; make it with "
         "`spatialgen fit --config recipes/visual_direction_synthetic.yaml`" in run.stderr
     )
-    run = _fit(tmp_path, "visaudio_synthetic.yaml", "--model.init_args.encoders_pretrained=false")
+    run = _fit(tmp_path, "visaudio_synthetic.yaml", "--model.init_args.encoder_pretrained=false")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "synthesising the synthetic dataset into data/synthetic_visaudio (80 clips" in run.stderr
     assert len(list((tmp_path / "data" / "synthetic_visaudio").glob("clip_*/meta.json"))) == 80

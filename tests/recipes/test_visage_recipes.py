@@ -67,7 +67,7 @@ def test_real_recipes_hold_the_paper_settings():
         assert model["visual_dropout"] == 0.1 and model["dropout_scope"] == "batch"
         assert model["sampling"] == {
             "guidance": "joint",
-            "guidance_scale": 2.5,
+            "cfg_scale": 2.5,
             "top_k": 256,
             "temperature": 1.0,
         }
@@ -101,7 +101,7 @@ def test_recipes_parse(name, capsys):
 def test_synthetic_recipe_fast_dev_run(root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["fit", "--config", str(RECIPES / "visage_synthetic.yaml"), "--config", FAST]
-    args += [f"--data.init_args.root={root}", "--model.init_args.val_generate_every_n_epochs=1"]
+    args += [f"--data.init_args.root={root}", "--model.init_args.sample_every_n_epochs=1"]
     args += [f"--model.init_args.config_overrides={TINY_WIDTH}", "--data.init_args.batch_size=2"]
     assert main(args) == 0
     generated = list((tmp_path / "runs" / "visage_synthetic").rglob("*_generated.wav"))

@@ -17,14 +17,14 @@ FAST = str(RECIPES / "debug" / "fast_dev_run.yaml")
 # The full-size recipes at CPU test size (no published weights offline): ordinary CLI flags.
 SMALL = [
     "--model.init_args.config=tiny",
-    "--model.init_args.audio_codec=stft",
+    "--model.init_args.codec_name=stft",
     '--model.init_args.codec_kwargs={"sample_rate": 8000, "n_fft": 64, "hop_length": 32}',
     "--model.init_args.codec_pretrained=false",
     "--model.init_args.clip_encoder=tiny",
     "--model.init_args.sync_encoder=tiny",
     "--model.init_args.pe_encoder=tiny",
     '--model.init_args.encoder_kwargs={"tiny": {"embed_dim": 16, "input_size": [32, 32], "fps": 8.0}}',
-    "--model.init_args.encoders_pretrained=false",
+    "--model.init_args.encoder_pretrained=false",
     "--model.init_args.clip_seconds=1.0",
     "--model.init_args.sample_steps=2",
     "--data.init_args.dataset=synthetic",
@@ -55,7 +55,7 @@ def test_recipes_hold_their_settings():
         assert m["optimizer"]["init_args"]["betas"] == [0.9, 0.95] and m["cfg_scale"] == 4.5
         assert r["data"]["init_args"]["fps"] == 25.0  # Synchformer's rate; 8-fps encoders take nearest frames
     m = syn["model"]["init_args"]
-    assert m["audio_codec"] == "stft" and {m["clip_encoder"], m["sync_encoder"], m["pe_encoder"]} == {"tiny"}
+    assert m["codec_name"] == "stft" and {m["clip_encoder"], m["sync_encoder"], m["pe_encoder"]} == {"tiny"}
     assert syn["trainer"]["accelerator"] == "cpu"
 
 
@@ -71,7 +71,7 @@ def test_synthetic_recipe_fast_dev_run(visaudio_synthetic_root, tmp_path):  # no
     cache = _cache(visaudio_synthetic_root, tmp_path / "cache")
     args = ["fit", "--config", str(RECIPES / "visaudio_synthetic.yaml"), "--config", FAST,
             f"--data.init_args.root={visaudio_synthetic_root}", f"--data.init_args.cache_dir={cache}",
-            "--data.init_args.source=cache", "--model.init_args.encoders_pretrained=false",
+            "--data.init_args.source=cache", "--model.init_args.encoder_pretrained=false",
             "--data.init_args.batch_size=2", "--model.init_args.sample_every_n_epochs=1",
             "--model.init_args.sample_steps=2", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
             "--trainer.callbacks=[]"]  # fmt: skip

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from spatialgen.data.datamodule import SpatialDataModule
 from spatialgen.models.visage import ViSAGe, get_config, stream_cross_entropy
-from spatialgen.training import EMA
-from spatialgen.training.visage import AudioPredictionWriter, ViSAGeModule
+from spatialgen.training import EMA, PredictionWriter
+from spatialgen.training.visage import ViSAGeModule
 from tests.recipes import synthetic_root
 
 SMALL = {  # visage_small's token layout (dac_synthetic, 4 codebooks) at a test-sized width
@@ -157,7 +157,7 @@ def test_param_groups_exclude_norms_and_biases():
 
 
 def test_fit_ema_covers_only_the_network_and_validation_logs(root, tmp_path):
-    module = _module(val_generate_every_n_epochs=1, val_num_clips=1)
+    module = _module(sample_every_n_epochs=1, val_num_clips=1)
     ema = EMA(decay=0.9)
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="tb")
     trainer = _trainer(tmp_path, max_epochs=1, callbacks=[ema], logger=logger, log_every_n_steps=1)
@@ -201,11 +201,12 @@ def test_fit_ema_covers_only_the_network_and_validation_logs(root, tmp_path):
 def test_predict_writes_four_channel_wavs(root, tmp_path):
     videos = sorted(str(p / "video.mp4") for p in root.iterdir() if (p / "video.mp4").exists())[:2]
     module = _module()
-    writer = AudioPredictionWriter(str(tmp_path / "pred"))
+    writer = PredictionWriter(str(tmp_path / "pred"))
     trainer = _trainer(tmp_path, callbacks=[writer])
     trainer.predict(module, datamodule=_data(root, predict_files=videos), return_predictions=False)
     out = sorted((tmp_path / "pred").glob("*.wav"))
-    assert len(out) == 1  # both files are called video.mp4: one clip id
+    # both files are called video.mp4: the second gets a suffix instead of overwriting the first
+    assert [p.name for p in out] == ["video.wav", "video_1.wav"]
     info = sf.info(str(out[0]))
     assert info.channels == 4 and info.samplerate == 16000 and info.frames == 16000  # 1-s video
 
@@ -231,7 +232,7 @@ def test_loss_falls_below_unigram_baseline(root, tmp_path):
     module = _module(
         visual_dropout=0.0,
         direction_dropout=0.0,
-        val_generate_every_n_epochs=0,
+        sample_every_n_epochs=0,
         optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3),
     )
     trainer = _trainer(tmp_path, max_epochs=60, limit_val_batches=0, log_every_n_steps=1)
@@ -307,7 +308,5 @@ def test_visual_gain_is_the_loss_increase_with_swapped_pictures(root, tmp_path):
         module.visual_gain(one)
     # validation logs it for batches of 2+ clips (the 2 training clips here)
     trainer = _trainer(tmp_path)
-    metrics = trainer.validate(
-        _module(val_generate_every_n_epochs=0), datamodule=_data(root, val_split="train")
-    )[0]
+    metrics = trainer.validate(_module(sample_every_n_epochs=0), datamodule=_data(root, val_split="train"))[0]
     assert "val/visual_gain" in metrics and math.isfinite(metrics["val/visual_gain"])

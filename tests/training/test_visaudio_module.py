@@ -13,18 +13,18 @@ from spatialgen.data.datamodule import PredictVideos, SpatialDataModule
 from spatialgen.data.registry import create_dataset
 from spatialgen.data.synthetic import generate_dataset
 from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
-from spatialgen.training import EMA
-from spatialgen.training.visaudio import BinauralPredictionWriter, ViSAudioModule, plot_binaural_spectrograms
+from spatialgen.training import EMA, PredictionWriter
+from spatialgen.training.visaudio import ViSAudioModule, plot_binaural_spectrograms
 
 from .helpers import trainer
 
 SR = 8000
 MODEL = {
     "config": "tiny",
-    "audio_codec": "stft",
+    "codec_name": "stft",
     "codec_kwargs": {"sample_rate": SR, "n_fft": 64, "hop_length": 32},
     "encoder_kwargs": {"tiny": {"embed_dim": 16, "input_size": [32, 32], "fps": 8.0}},
-    "encoders_pretrained": False,
+    "encoder_pretrained": False,
     "clip_seconds": 1.0,
     "sample_steps": 2,
     "cfg_scale": 2.0,
@@ -221,7 +221,7 @@ def test_predict_writes_two_channel_wavs(fitted, visaudio_synthetic_root, tmp_pa
     video = f"{visaudio_synthetic_root}/clip_000000/video.mp4"
     data = PredictVideos([video, video], fps=8.0)
     loader = torch.utils.data.DataLoader(data, batch_size=2, collate_fn=collate_items)
-    writer = BinauralPredictionWriter(str(tmp_path / "pred"))
+    writer = PredictionWriter(str(tmp_path / "pred"))
     trainer(out, callbacks=[writer]).predict(m, loader, return_predictions=False)
     assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["video.wav", "video_1.wav"]
     audio, sr = sf.read(tmp_path / "pred" / "video.wav", always_2d=True)

@@ -201,14 +201,14 @@ def test_visaudio_loads_a_pretrained_tiny_file(tmp_path: Path) -> None:
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     build = {
-        "codec": "stft",
+        "codec_name": "stft",
         "codec_kwargs": {"sample_rate": 8000, "n_fft": 64, "hop_length": 32},
         "codec_pretrained": False,
         "encoder_kwargs": {"tiny": kwargs},
         "clip_seconds": 1.0,
         "seed": 3,
     }
-    pipe = ViSAudioPipeline.build("tiny", encoders_pretrained=str(path), **build)
+    pipe = ViSAudioPipeline.build("tiny", encoder_pretrained=str(path), **build)
     config = pipe.pipeline_config()
     assert config["encoders"]["tiny"]["pretrained"] is False
     assert config["codec"]["pretrained"] is False
@@ -223,7 +223,7 @@ def test_visaudio_loads_a_pretrained_tiny_file(tmp_path: Path) -> None:
     for key, value in file_state.items():
         assert torch.equal(again.encoders["tiny"].state_dict()[key], value), key
     # a random build with the same seed differs: the file really was loaded
-    random = ViSAudioPipeline.build("tiny", encoders_pretrained=False, **build)
+    random = ViSAudioPipeline.build("tiny", encoder_pretrained=False, **build)
     assert not torch.equal(random.encoders["tiny"].head.weight, file_state["head.weight"])
 
 
@@ -234,11 +234,11 @@ def test_visaudio_module_accepts_an_encoder_path(tmp_path: Path) -> None:
     path = m.export_encoder(tmp_path / "tiny.safetensors")
     va = ViSAudioModule(
         config="tiny",
-        audio_codec="stft",
+        codec_name="stft",
         codec_kwargs={"sample_rate": 8000, "n_fft": 64, "hop_length": 32},
         codec_pretrained=False,
         encoder_kwargs={"tiny": TINY},
-        encoders_pretrained=str(path),
+        encoder_pretrained=str(path),
         clip_seconds=1.0,
         sample_steps=2,
     )

@@ -35,7 +35,7 @@ def list_encoders(pattern: str = "*") -> list[str]:
 
 def create_encoder(
     name: str,
-    pretrained: bool | str | os.PathLike = True,
+    pretrained: bool | str | os.PathLike = False,
     *,
     device: str | torch.device | None = None,
     **kwargs,
@@ -44,9 +44,9 @@ def create_encoder(
 
     Args:
         name: a registered name (see :func:`list_encoders`); unknown names get close-match suggestions.
-        pretrained: True loads the published weights (Hugging Face Hub / official URL, cached; a clear
-            :class:`~spatialgen.weights.WeightsNotFoundError` when offline and not cached), False builds
-            random weights, a path (or an ``hf://owner/repo/file`` / URL spec, fetched and cached)
+        pretrained: False (the default, as in timm and :func:`~spatialgen.codecs.create_codec`) builds
+            random weights; True loads the published weights (Hugging Face Hub / official URL, cached; a clear
+            :class:`~spatialgen.weights.WeightsNotFoundError` when offline and not cached), a path (or an ``hf://owner/repo/file`` / URL spec, fetched and cached)
             loads a ``.safetensors``/``.pth`` file strictly (official key layouts are converted).
         device: build directly on this device (``"meta"`` builds without allocating memory).
         **kwargs: encoder options (``frozen``, ``chunk_size``, ``patch_tokens``, size options).

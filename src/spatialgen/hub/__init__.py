@@ -10,7 +10,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "HubPipeline": "spatialgen.hub.save",
     "export_state": "spatialgen.hub.save",
     "load_export_state": "spatialgen.hub.save",
     "save_pipeline": "spatialgen.hub.save",

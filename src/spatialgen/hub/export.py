@@ -1,8 +1,9 @@
 """``spatialgen export CKPT --out DIR [--push-to REPO] [--no-ema]``: Lightning checkpoint -> Hub export.
 
-The checkpoint's LightningModule (``ViSAGeModule`` / ``ViSAudioModule``, found from the class path
-LightningCLI stores in its hyperparameters, else from their names) is rebuilt, turned into its
-:class:`~spatialgen.models.pipeline.GenerationPipeline`, and written as ``model.safetensors`` +
+The checkpoint's LightningModule (a :class:`~spatialgen.training.base.SpatialAudioModule`: ``ViSAGeModule``
+/ ``ViSAudioModule``, named by the class path LightningCLI stores in its hyperparameters, ``_class_path``,
+or the one the module itself stores, ``spatialgen_module_class``) is rebuilt, its
+:meth:`~spatialgen.training.base.SpatialAudioModule.export_pipeline` copy taken, and written as ``model.safetensors`` +
 ``config.json`` + ``README.md`` (:mod:`spatialgen.hub.save`). The network weights are the EMA weights
 stored by the :class:`~spatialgen.training.EMA` callback unless ``--no-ema`` (a checkpoint without EMA
 exports its raw weights, and the card says so). The card takes the run's recipe (LightningCLI's saved
@@ -32,7 +33,6 @@ from spatialgen.models.pipeline import GenerationPipeline
 from spatialgen.weights import WeightsNotFoundError
 
 __all__ = [
-    "MODULE_CLASSES",
     "ExportedModel",
     "card_info_from_run",
     "export_checkpoint",
@@ -41,11 +41,6 @@ __all__ = [
     "pipeline_from_checkpoint",
 ]
 
-#: LightningModules whose checkpoints can be exported (class path -> how they are recognised).
-MODULE_CLASSES = {
-    "spatialgen.training.visage.ViSAGeModule": "codec_name",
-    "spatialgen.training.visaudio.ViSAudioModule": "audio_codec",
-}
 FIGURE_NAME = "figures/sample.png"
 
 
@@ -70,25 +65,35 @@ class ExportedModel:
         return f"{kind}{', ' + where if where else ''}"
 
 
-def _module_class(hparams: Mapping[str, Any]) -> type:
-    path = hparams.get("_class_path")
-    if path is None:
-        path = next((p for p, key in MODULE_CLASSES.items() if key in hparams), None)
-    if path not in MODULE_CLASSES:
+def _module_class(ckpt: Mapping[str, Any]) -> type:
+    """The LightningModule class named in the checkpoint (LightningCLI's ``_class_path``, else the module's own)."""
+    from spatialgen.training.base import MODULE_CLASS_KEY, SpatialAudioModule
+
+    hparams = ckpt.get("hyper_parameters") or {}
+    path = hparams.get("_class_path") or ckpt.get(MODULE_CLASS_KEY)
+    if not isinstance(path, str) or "." not in path:
         raise InvalidExportError(
-            f"checkpoint of {path or 'an unknown LightningModule'}: export supports {sorted(MODULE_CLASSES)}"
+            "the checkpoint names no LightningModule class (neither hyper_parameters._class_path nor "
+            f"{MODULE_CLASS_KEY}); export checkpoints written by spatialgen's training modules"
         )
     module_name, _, cls_name = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), cls_name)
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidExportError(f"checkpoint of {path}, which cannot be imported ({exc})") from exc
+    if not (isinstance(cls, type) and issubclass(cls, SpatialAudioModule)):
+        raise InvalidExportError(
+            f"checkpoint of {path}: export supports spatialgen's SpatialAudioModule subclasses"
+        )
+    return cls
 
 
 def module_pipeline(module: Any) -> GenerationPipeline:
-    """The inference pipeline of a training module (``export_pipeline()`` copy or ``as_pipeline()`` view)."""
-    if hasattr(module, "export_pipeline"):
+    """The inference pipeline of a training module: its ``export_pipeline()`` copy."""
+    try:
         return module.export_pipeline()
-    if hasattr(module, "as_pipeline"):
-        return module.as_pipeline()
-    raise ValueError(f"{type(module).__name__} has neither export_pipeline() nor as_pipeline()")
+    except ValueError as exc:  # e.g. a mono stage-1 ViSAGe network: trained, not served
+        raise InvalidExportError(f"{type(module).__name__}: {exc}") from exc
 
 
 def with_network_weights(state: Mapping[str, Tensor], network: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -117,7 +122,7 @@ def pipeline_from_checkpoint(path: str | Path, *, use_ema: bool = True) -> Expor
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
         raise InvalidExportError(f"{p} is not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
-    cls = _module_class(hparams)
+    cls = _module_class(ckpt)
     module = cls.load_from_checkpoint(p, map_location="cpu", weights_only=False)
     pipeline = module_pipeline(module).cpu().eval()
     state = export_state(pipeline)

@@ -1,4 +1,4 @@
-"""Export directory <- pipeline: ``model.safetensors`` + ``config.json`` + ``README.md`` via ``PyTorchModelHubMixin``.
+"""Export directory <- pipeline: ``model.safetensors`` + ``config.json`` + ``README.md`` via the pipeline's Hub mixin.
 
 An export is the Hub layout of one :class:`~spatialgen.models.pipeline.GenerationPipeline`:
 
@@ -9,162 +9,65 @@ An export is the Hub layout of one :class:`~spatialgen.models.pipeline.Generatio
   referenced by name in the config and rebuilt from their registries;
 * ``README.md``: the model card (:mod:`spatialgen.hub.card`), plus any card figure.
 
-:class:`HubPipeline` carries the pipeline through ``PyTorchModelHubMixin`` so that ``save_pretrained``,
-``push_to_hub`` and ``from_pretrained`` are the library's own; it overrides the weight I/O to store the
-export state under the pipeline's own key names and to load it *strictly* (the mixin's default is
-``strict=False``, which would silently keep random weights).
+The Hub mixin (``huggingface_hub.ModelHubMixin``) is on :class:`GenerationPipeline` itself: its
+``save_pretrained``/``push_to_hub`` write this layout and its ``from_pretrained`` loads it *strictly*.
+:func:`save_pipeline` and :func:`push_pipeline` add what one export may carry besides the pipeline's own
+weights: other weights (EMA), a model card and card figures.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from huggingface_hub import ModelCard, PyTorchModelHubMixin
-from torch import Tensor, nn
+from huggingface_hub import ModelCard
+from torch import Tensor
 
-from spatialgen.models.pipeline import GenerationPipeline
+from spatialgen.models.pipeline import CONFIG_NAME, WEIGHTS_NAME, GenerationPipeline
 
 __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
-    "HubPipeline",
     "export_state",
     "load_export_state",
     "push_pipeline",
     "save_pipeline",
 ]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-LIBRARY_NAME = "spatialgen"
-REPO_URL = "https://github.com/spatialgen/spatialgen"
-BASE_TAGS = ["spatialgen", "spatial-audio", "video-to-audio"]
-
 
 def export_state(pipeline: GenerationPipeline) -> dict[str, Tensor]:
-    """The weights an export stores: ``export_state_dict()`` when the pipeline defines it, else ``state_dict()``.
-
-    (ViSAGe's ``state_dict`` already leaves official parts out; ViSAudio names them in ``export_state_dict``.)
-    """
-    if hasattr(pipeline, "export_state_dict"):
-        return dict(pipeline.export_state_dict())
-    return dict(pipeline.state_dict())
+    """The weights an export stores: :meth:`GenerationPipeline.export_state_dict`."""
+    return dict(pipeline.export_state_dict())
 
 
 def load_export_state(pipeline: GenerationPipeline, state: Mapping[str, Tensor]) -> None:
-    """Load :func:`export_state` output strictly; a key mismatch raises a ValueError listing the keys."""
-    if hasattr(pipeline, "load_export_state_dict"):
-        pipeline.load_export_state_dict(state)
-        return
-    result = pipeline.load_state_dict(dict(state), strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"weights do not match the config: missing {sorted(result.missing_keys)[:8]}, "
-            f"unexpected {sorted(result.unexpected_keys)[:8]}"
-        )
+    """Load :func:`export_state` output strictly (:meth:`GenerationPipeline.load_export_state_dict`)."""
+    pipeline.load_export_state_dict(state)
 
 
-def _safetensors_ready(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Detached, contiguous CPU tensors; tied weights (shared storage) get their own copy, which
-    safetensors requires (loading copies the same values into both parameters again)."""
-    out: dict[str, Tensor] = {}
-    seen: set[tuple[int, int]] = set()
-    for key, value in state.items():
-        t = value.detach().cpu().contiguous()
-        ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if ident in seen and t.numel():
-            t = t.clone()
-        seen.add((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
-        out[key] = t
-    return out
-
-
-class HubPipeline(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name=LIBRARY_NAME,
-    repo_url=REPO_URL,
-    tags=list(BASE_TAGS),
-):
-    """A :class:`GenerationPipeline` with the Hub mixin's ``save_pretrained``/``push_to_hub``/``from_pretrained``.
-
-    Args:
-        pipeline: the pipeline to save (held as ``self.pipeline``; never named ``module``, which the
-            mixin would save instead of the whole object).
-        state: weights to store instead of ``export_state(pipeline)`` (e.g. with EMA network weights).
-        card: the model card to write as ``README.md`` (default: a minimal generated card).
-        files: extra files to place next to the weights, ``{name in the export: local path}`` (card figures).
-    """
-
-    def __init__(
-        self,
-        pipeline: GenerationPipeline,
-        state: Mapping[str, Tensor] | None = None,
-        card: ModelCard | None = None,
-        files: Mapping[str, str | os.PathLike] | None = None,
-    ) -> None:
-        super().__init__()
-        self.pipeline = pipeline
-        self._state = None if state is None else dict(state)
-        self._card = card
-        self._files = {k: Path(v) for k, v in (files or {}).items()}
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """Write ``model.safetensors``, ``config.json`` and extra files (the mixin then adds README.md)."""
-        from safetensors.torch import save_file
-
-        state = self._state if self._state is not None else export_state(self.pipeline)
-        save_file(_safetensors_ready(state), str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        config = self.pipeline.pipeline_config()
-        (save_directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        for name, src in self._files.items():
-            dst = save_directory / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-
-    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        """The card given at construction, else one built from the pipeline config (:func:`build_model_card`)."""
-        if self._card is not None:
-            return self._card
+@contextmanager
+def _overridden(
+    pipeline: GenerationPipeline,
+    state: Mapping[str, Tensor] | None,
+    card: ModelCard | None,
+    files: Mapping[str, str | os.PathLike] | None,
+) -> Iterator[GenerationPipeline]:
+    """The pipeline with ``state``/``card``/``files`` set for one ``save_pretrained``/``push_to_hub`` call."""
+    if card is None:
         from spatialgen.hub.card import CardInfo, build_model_card
 
-        return build_model_card(self.pipeline, CardInfo(**kwargs))
-
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        config: Mapping[str, Any] | None = None,
-        map_location: str = "cpu",
-        strict: bool = True,
-        **_: Any,
-    ) -> HubPipeline:
-        """Rebuild the pipeline from ``config.json`` and load ``model.safetensors`` strictly (eval mode)."""
-        from spatialgen.hub.load import load_export
-
-        if not strict:
-            raise ValueError("HubPipeline loads strictly only: a partial load would keep random weights")
-        pipeline = load_export(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-            map_location=map_location,
-        )
-        return cls(pipeline)
+        card = build_model_card(pipeline, CardInfo())
+    pipeline._export_override = {
+        "state": None if state is None else dict(state),
+        "card": card,
+        "files": files,
+    }
+    try:
+        yield pipeline
+    finally:
+        pipeline._export_override = None
 
 
 def save_pipeline(
@@ -191,7 +94,8 @@ def save_pipeline(
         raise FileExistsError(f"{out} already holds an export; pass overwrite=True or another folder")
     if overwrite:
         (out / "README.md").unlink(missing_ok=True)  # the mixin never replaces an existing card
-    HubPipeline(pipeline, state, card, files).save_pretrained(out)
+    with _overridden(pipeline, state, card, files) as p:
+        p.save_pretrained(out)
     return out
 
 
@@ -211,9 +115,7 @@ def push_pipeline(
 
     The token comes from ``token``, else ``HF_TOKEN`` or the stored ``hf auth login`` credentials.
     """
-    wrapper = HubPipeline(pipeline, state, card, files)
-    return str(
-        wrapper.push_to_hub(
-            repo_id, private=private, token=token, branch=branch, commit_message=commit_message
+    with _overridden(pipeline, state, card, files) as p:
+        return str(
+            p.push_to_hub(repo_id, private=private, token=token, branch=branch, commit_message=commit_message)
         )
-    )

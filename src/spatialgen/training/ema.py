@@ -1,7 +1,8 @@
 """Exponential moving average of the *trainable* network only.
 
 Lightning's ``EMAWeightAveraging`` deep-copies the whole LightningModule (frozen encoders and codec
-included; a weight-normed DAC cannot even be deep-copied, reference/ecosystem.md §3). This callback
+included; a weight-normed DAC cannot even be deep-copied: descript/descript-audio-codec ``dac/nn/layers.py``
+wraps its convolutions in ``torch.nn.utils.weight_norm``). This callback
 keeps one flat list of EMA tensors for the parameters of ``pl_module.<attribute>`` that require grad,
 updated in place with ``torch._foreach_lerp_`` (one fused kernel per device/dtype). Buffers of the
 network (e.g. norm statistics) are copied, not averaged. The EMA lives in the checkpoint under the

@@ -1,4 +1,8 @@
-"""``ViSAGeModule``: trains the ViSAGe network on codec tokens (reference/visage.md §3), and writes predictions.
+"""``ViSAGeModule``: trains the ViSAGe network on codec tokens (ViSAGe, Kim et al. ICLR 2025, §3).
+
+The module owns a :class:`~spatialgen.models.visage.pipeline.ViSAGePipeline` (network trainable; codec
+and visual encoder frozen): visual features, the energy map, validation samples and predictions all
+come from the pipeline; the module keeps the loss, CFG dropout and the logs.
 
 Inputs per batch (items of :mod:`spatialgen.data.clips`), each from the data module's cache *or*
 computed here with the frozen parts:
@@ -12,7 +16,7 @@ computed here with the frozen parts:
   tokens (:func:`~spatialgen.models.visage.pipeline.visual_energy_map`), then cut to ``source_length``.
 * **direction**: ``batch["camera_direction"]`` ``(azimuth, elevation)`` -> unit vector.
 
-Frozen codec and encoder are built with a fixed seed (``frozen_seed``) so that randomly initialised ones
+Frozen codec and encoder are built with a fixed seed (``build_seed``) so that randomly initialised ones
 (``dac_synthetic``, ``tiny``) are the same in every run and after resume: the base class leaves frozen
 weights out of checkpoints. Use cached tokens only from the codec configured here (same name, weights
 and seed), else the tokens the network learns and the codec decoding its samples disagree.
@@ -25,73 +29,35 @@ in training only (the official code also drops in validation, making its validat
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from spatialgen.codecs import create_codec
 from spatialgen.encoders import create_encoder
-from spatialgen.io import write_audio
 from spatialgen.metrics import DOAError, EnergyMapAUC, EnergyMapCC
 from spatialgen.models.visage import ViSAGe, get_config, init_foa_from_mono, stream_cross_entropy
-from spatialgen.models.visage.generation import codes_to_audio, generate
-from spatialgen.models.visage.pipeline import (
-    ViSAGePipeline,
-    camera_direction_vector,
-    check_parts,
-    visual_energy_map,
-)
+from spatialgen.models.visage.generation import codes_to_audio
+from spatialgen.models.visage.pipeline import ViSAGePipeline, camera_direction_vector
 from spatialgen.training.base import SpatialAudioModule
-from spatialgen.training.ema import ema_state_dict_from_checkpoint
+from spatialgen.training.network_state import load_network_state
+from spatialgen.training.samples import log_samples
+from spatialgen.training.token_stats import token_counts, token_stats, unigram_entropy
 
-__all__ = ["AudioPredictionWriter", "ViSAGeModule", "load_network_state"]
+__all__ = ["ViSAGeModule", "load_network_state"]
 
 _SAMPLING_KEYS = {
     "guidance",
-    "guidance_scale",
-    "direction_guidance_scale",
+    "cfg_scale",
+    "direction_cfg_scale",
     "do_sample",
     "temperature",
     "top_k",
     "top_p",
 }
-
-
-def load_network_state(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Network weights (keys relative to the network) from a Lightning ``.ckpt`` (EMA weights when the
-    checkpoint has them), a ``.safetensors``/``.pt`` state dict, or an export folder with
-    ``model.safetensors`` (pipeline keys ``network.*`` are unprefixed; other parts dropped)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.safetensors"
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"init_from_mono: {p} does not exist; give a .ckpt, .safetensors or export folder"
-        )
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: Mapping[str, Tensor] = load_file(str(p))
-    else:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-        if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
-            try:
-                return ema_state_dict_from_checkpoint(ckpt)
-            except ValueError:  # trained without the EMA callback
-                state = ckpt["state_dict"]
-        else:
-            state = ckpt
-    if any(k.startswith("network.") for k in state):
-        state = {k[len("network.") :]: v for k, v in state.items() if k.startswith("network.")}
-    return dict(state)
 
 
 class ViSAGeModule(SpatialAudioModule):
@@ -107,7 +73,7 @@ class ViSAGeModule(SpatialAudioModule):
             ``codec``: Lightning merges module and data hparams, and the data module has its own ``codec``.)
         codec_kwargs: codec options (e.g. DAC kwargs of a codec trained by us).
         codec_pretrained: official weights (True), random (False) or a weights path (a trained codec).
-        frozen_seed: seed used while building the frozen codec and encoder (reproducible random ones).
+        build_seed: seed used while building the frozen codec and encoder (reproducible random ones).
         stream_weights: ``C * Q`` loss weights of the per-stream cross entropies (default: plain sum).
         label_smoothing: cross-entropy label smoothing.
         visual_dropout: CFG dropout probability of the visual group (CLIP + energy map).
@@ -120,9 +86,9 @@ class ViSAGeModule(SpatialAudioModule):
         init_from_mono: stage-1 checkpoint / export to initialise from (W's tables and heads copied to
             every channel, :func:`~spatialgen.models.visage.init_foa_from_mono`); used at fit start.
         no_decay_norm_and_bias: no weight decay on biases and LayerNorm parameters (official grouping).
-        val_generate_every_n_epochs: generate samples during validation every n epochs (0: never).
+        sample_every_n_epochs: generate samples during validation every n epochs (0: never).
         val_num_clips: clips of the first validation batch to generate.
-        sampling: generation options (``guidance``, ``guidance_scale``, ``direction_guidance_scale``,
+        sampling: generation options (``guidance``, ``cfg_scale``, ``direction_cfg_scale``,
             ``do_sample``, ``temperature``, ``top_k``, ``top_p``) for validation and predict.
         sample_seed: seed of validation/predict sampling.
         optimizer, lr_scheduler, lr_interval, compile, max_bad_steps: see :class:`SpatialAudioModule`.
@@ -138,7 +104,7 @@ class ViSAGeModule(SpatialAudioModule):
         codec_name: str | None = None,
         codec_kwargs: dict[str, Any] | None = None,
         codec_pretrained: bool | str = True,
-        frozen_seed: int = 0,
+        build_seed: int = 0,
         stream_weights: list[float] | None = None,
         label_smoothing: float = 0.0,
         visual_dropout: float = 0.1,
@@ -147,7 +113,7 @@ class ViSAGeModule(SpatialAudioModule):
         history_dropout: float = 0.0,
         init_from_mono: str | None = None,
         no_decay_norm_and_bias: bool = True,
-        val_generate_every_n_epochs: int = 1,
+        sample_every_n_epochs: int = 1,
         val_num_clips: int = 2,
         sampling: dict[str, Any] | None = None,
         sample_seed: int = 0,
@@ -168,8 +134,8 @@ class ViSAGeModule(SpatialAudioModule):
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         if dropout_scope not in ("batch", "sample"):
             raise ValueError(f"dropout_scope must be 'batch' or 'sample', got {dropout_scope!r}")
-        if val_generate_every_n_epochs < 0 or val_num_clips < 1:
-            raise ValueError("val_generate_every_n_epochs must be >= 0 and val_num_clips >= 1")
+        if sample_every_n_epochs < 0 or val_num_clips < 1:
+            raise ValueError("sample_every_n_epochs must be >= 0 and val_num_clips >= 1")
         unknown = sorted(set(sampling or {}) - _SAMPLING_KEYS)
         if unknown:
             raise ValueError(f"sampling: unknown keys {unknown}; valid keys are {sorted(_SAMPLING_KEYS)}")
@@ -177,25 +143,35 @@ class ViSAGeModule(SpatialAudioModule):
         if codec_name is not None:
             overrides["codec"] = codec_name
         cfg = get_config(config, **overrides)
-        self.network = ViSAGe(cfg)
         codec_kwargs = {k: v for k, v in dict(codec_kwargs or {}).items() if k != "n_quantizers"}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(frozen_seed)
+            torch.manual_seed(build_seed)
             codec_module = create_codec(
                 cfg.codec, pretrained=codec_pretrained, n_quantizers=cfg.num_codebooks, **codec_kwargs
             )
-            torch.manual_seed(frozen_seed + 1)
+            torch.manual_seed(build_seed + 1)
             encoder_module = create_encoder(
                 encoder, pretrained=encoder_pretrained, **{**dict(encoder_kwargs or {}), "frozen": True}
             )
-        check_parts(cfg, codec_module, encoder_module, encoder)
-        self.register_frozen("codec", codec_module)
-        self.register_frozen("encoder", encoder_module)
+        self.attach_pipeline(
+            ViSAGePipeline(
+                network=ViSAGe(cfg),
+                codec=codec_module,
+                visual_encoder=encoder_module,
+                encoder=encoder,
+                encoder_kwargs=encoder_kwargs,
+                encoder_pretrained=encoder_pretrained,
+                codec_kwargs=codec_kwargs,
+                codec_pretrained=codec_pretrained,
+                allow_mono=True,
+            )
+        )
         self.encoder_name = encoder
+        self.sample_seed = int(sample_seed)
         self.stream_weights = stream_weights
         if stream_weights is not None and len(stream_weights) != cfg.num_streams:
             raise ValueError(f"stream_weights needs {cfg.num_streams} entries (channels x codebooks)")
-        self.sampling = {"guidance": "joint", "guidance_scale": 2.5, "top_k": 256, **dict(sampling or {})}
+        self.sampling = {"guidance": "joint", "cfg_scale": 2.5, "top_k": 256, **dict(sampling or {})}
         if not cfg.use_direction and self.sampling.get("guidance") == "dual":
             raise ValueError("sampling.guidance='dual' needs a direction input; this config has none")
         self._token_counts: Tensor | None = None
@@ -222,19 +198,16 @@ class ViSAGeModule(SpatialAudioModule):
         """The frozen visual encoder."""
         return self.frozen["encoder"]
 
-    def as_pipeline(self) -> ViSAGePipeline:
-        """A :class:`ViSAGePipeline` sharing this module's network, codec and encoder (FOA models only)."""
-        hp = self.hparams
-        return ViSAGePipeline(
-            network=self.network,
-            codec=self.codec,
-            visual_encoder=self.visual_encoder,
-            encoder=self.encoder_name,
-            encoder_kwargs=hp.encoder_kwargs,
-            encoder_pretrained=hp.encoder_pretrained,
-            codec_kwargs=hp.codec_kwargs,
-            codec_pretrained=hp.codec_pretrained,
-        )
+    def sampling_options(self) -> dict[str, Any]:
+        """``sampling`` (guidance, top-k, ...) for the pipeline in validation and predict."""
+        return dict(self.sampling)
+
+    def prediction_camera(self, batch: Mapping[str, Any], index: int) -> Tensor | None:
+        """The clip's camera direction (``PredictVideos``: (0, 0)) when the network takes a direction."""
+        if not self.config.use_direction:
+            return None
+        camera = batch.get("camera_direction")
+        return torch.zeros(2) if camera is None else camera[index].float()
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Decay on weights, embeddings and nulls; none on biases and LayerNorm parameters (official)."""
@@ -314,7 +287,8 @@ class ViSAGeModule(SpatialAudioModule):
         return codes[..., : cfg.num_frames].long()
 
     def _batch_visual(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
-        cfg, enc = self.config, self.visual_encoder
+        """Visual features and energy map cut to ``source_length``: cached, or the pipeline's on ``video``."""
+        cfg, pipe = self.config, self.pipeline
         name = self.encoder_name
         need_energy = bool(cfg.energy_map_dim)
         if name in batch.get("features", {}):
@@ -329,21 +303,19 @@ class ViSAGeModule(SpatialAudioModule):
                 raise ValueError(
                     f"the energy map needs {name} patch tokens: build the cache with patch tokens"
                 )
+            energy = pipe.energy_map(patches.float()) if need_energy else None
         elif "video" in batch:
-            fps = float(batch.get("video_fps", enc.fps))
-            if abs(fps - float(enc.fps)) > 1e-6:
+            fps = float(batch.get("video_fps", pipe.encoder.fps))
+            if abs(fps - float(pipe.encoder.fps)) > 1e-6:
                 raise ValueError(
-                    f"batch video is at {fps} fps, encoder {name!r} needs {enc.fps}: set data.init_args.fps"
+                    f"batch video is at {fps} fps, encoder {name!r} needs {pipe.encoder.fps}: set data.init_args.fps"
                 )
-            out = enc(batch["video"], patch_tokens=need_energy)
-            visual = out.global_features.float().clone()
-            patches = out.patch_tokens.clone() if need_energy else None
+            visual, energy = pipe.encode_video(batch["video"])
+            visual = visual.float()
         else:
             raise ValueError(f"batch has neither {name} features nor video")
-        energy = None
-        if need_energy:
-            energy = visual_energy_map(patches.float(), enc.patch_grid)[:, : cfg.source_length]
-        return visual[:, : cfg.source_length], energy
+        S = cfg.source_length
+        return visual[:, :S], None if energy is None else energy[:, :S]
 
     def cfg_dropout_masks(self, batch_size: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
         """Bool ``[B]`` masks ``(drop_visual, drop_direction)`` drawn with the configured rates and scope."""
@@ -401,12 +373,7 @@ class ViSAGeModule(SpatialAudioModule):
         return loss, {f"ce/q{q}": per_q[q] for q in range(cfg.num_codebooks)}
 
     def _count_tokens(self, codes: Tensor) -> None:
-        cfg = self.config
-        K, V = cfg.num_streams, cfg.codebook_size
-        flat = codes.reshape(codes.shape[0], K, -1).transpose(0, 1).reshape(K, -1)
-        valid = (flat >= 0) & (flat < V)
-        index = torch.where(valid, flat + V * torch.arange(K, device=flat.device)[:, None], K * V)
-        counts = torch.bincount(index.reshape(-1), minlength=K * V + 1)[: K * V].reshape(K, V)
+        counts = token_counts(codes, self.config.num_streams, self.config.codebook_size)
         self._token_counts = counts if self._token_counts is None else self._token_counts + counts
 
     def on_train_epoch_end(self) -> None:
@@ -415,9 +382,7 @@ class ViSAGeModule(SpatialAudioModule):
         if self._token_counts is None:
             return
         counts = self.trainer.strategy.reduce(self._token_counts.double(), reduce_op="sum")
-        p = counts / counts.sum(-1, keepdim=True).clamp_min(1)
-        entropy = -(p * p.clamp_min(1e-300).log()).sum()
-        self.log("train/unigram_entropy", entropy.float(), rank_zero_only=True)
+        self.log("train/unigram_entropy", unigram_entropy(counts).float(), rank_zero_only=True)
         self._token_counts = None
 
     # ------------------------------------------------------------------ validation
@@ -431,7 +396,7 @@ class ViSAGeModule(SpatialAudioModule):
         if codes.shape[0] > 1:
             gain = self.visual_gain(inputs, loss)
             self.log("val/visual_gain", gain, sync_dist=True, batch_size=codes.shape[0])
-        stats = _token_stats(logits.detach(), codes)
+        stats = token_stats(logits.detach(), codes)
         self._val_stats = stats if self._val_stats is None else self._val_stats + stats
         if batch_idx == 0 and self._should_generate():
             self._generate_samples(batch, inputs)
@@ -457,7 +422,7 @@ class ViSAGeModule(SpatialAudioModule):
         return self._forward(swapped, dropout=False)[0] - loss
 
     def _should_generate(self) -> bool:
-        n = self.hparams.val_generate_every_n_epochs
+        n = self.hparams.sample_every_n_epochs
         trainer = getattr(self, "_trainer", None)
         if n == 0 or trainer is None or trainer.sanity_checking:
             return False
@@ -485,30 +450,18 @@ class ViSAGeModule(SpatialAudioModule):
                 self.log(key, metric.compute().float())
                 metric.reset()
 
-    @torch.no_grad()
-    def generate_audio(
-        self, visual: Tensor, energy_map: Tensor | None, direction: Tensor | None, seed: int | None = None
-    ) -> Tensor:
-        """Audio ``[B, C, num_samples]`` (codec rate) sampled with ``self.sampling`` (network put in eval)."""
-        was_training = self.network.training
-        self.network.eval()
-        try:
-            gen = torch.Generator(device=visual.device).manual_seed(
-                self.hparams.sample_seed if seed is None else seed
-            )
-            codes = generate(self.network, visual, energy_map, direction, generator=gen, **self.sampling)
-            return codes_to_audio(codes, self.codec, length=self.config.num_samples)
-        finally:
-            self.network.train(was_training)
-
     def _generate_samples(self, batch: Mapping[str, Any], inputs: Mapping[str, Tensor | None]) -> None:
         n = min(self.hparams.val_num_clips, inputs["visual"].shape[0])
 
         def head(x: Tensor | None) -> Tensor | None:
             return None if x is None else x[:n]
 
-        pred = self.generate_audio(
-            head(inputs["visual"]), head(inputs["energy_map"]), head(inputs["direction"])
+        pred = self.pipeline.generate_from_features(
+            head(inputs["visual"]),
+            head(inputs["energy_map"]),
+            head(inputs["direction"]),
+            seed=self.sample_seed,
+            **self.sampling,
         )
         target = self._reference_audio(batch, inputs["codes"][:n], pred.shape[-1])
         if self.config.num_channels == 4:
@@ -516,7 +469,7 @@ class ViSAGeModule(SpatialAudioModule):
                 metric.update(pred.double(), target.double())
         if self.global_rank == 0:
             ids = batch.get("clip_id", [f"clip{i}" for i in range(n)])[:n]
-            log_samples(self, pred, target, [str(i) for i in ids])
+            log_samples(self, pred, target, [str(i) for i in ids], int(self.codec.sample_rate))
 
     def _reference_audio(self, batch: Mapping[str, Any], codes: Tensor, length: int) -> Tensor:
         """Ground-truth audio of the first clips (raw audio, or the codec's decoding of cached codes)."""
@@ -528,122 +481,3 @@ class ViSAGeModule(SpatialAudioModule):
         if audio.shape[-1] >= length:
             return audio[..., :length]
         return nn.functional.pad(audio, (0, length - audio.shape[-1]))
-
-    # ------------------------------------------------------------------ predict
-    @torch.no_grad()
-    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        """Audio for whole videos: consecutive ``clip_seconds`` windows generated and joined.
-
-        Returns ``{"clip_id", "audio" [B, C, T] (cpu), "lengths" (samples per clip), "sample_rate"}``.
-        """
-        cfg, enc = self.config, self.visual_encoder
-        video = batch["video"]
-        fps = float(batch.get("video_fps", enc.fps))
-        if abs(fps - float(enc.fps)) > 1e-6:
-            raise ValueError(f"predict video is at {fps} fps, encoder {self.encoder_name!r} needs {enc.fps}")
-        B, T = video.shape[:2]
-        mask = batch.get("video_mask", torch.ones(B, T, dtype=torch.bool))
-        real = mask.sum(-1).to(torch.long).cpu()
-        S = cfg.source_length
-        n_windows = max(1, math.ceil(T / S))
-        last = (real - 1).clamp_min(0).to(video.device)
-        direction = None
-        if cfg.use_direction:
-            camera = batch.get("camera_direction", torch.zeros(B, 2))
-            direction = camera_direction_vector(camera.to(video.device).float(), B)
-        pieces = []
-        for w in range(n_windows):
-            # frames past a clip's end repeat its last real frame (the tail is cropped afterwards)
-            index = torch.minimum(torch.arange(w * S, (w + 1) * S, device=video.device)[None], last[:, None])
-            window = video[torch.arange(B, device=video.device)[:, None], index]
-            visual, energy = self._batch_visual({"video": window, "video_fps": fps})
-            pieces.append(self.generate_audio(visual, energy, direction, seed=self.hparams.sample_seed + w))
-        audio = torch.cat(pieces, dim=-1).float().cpu()
-        rate = self.codec.sample_rate
-        lengths = [min(audio.shape[-1], round(int(r) / fps * rate)) for r in real]
-        ids = batch.get("clip_id", [f"{batch_idx}_{i}" for i in range(B)])
-        return {"clip_id": list(ids), "audio": audio, "lengths": lengths, "sample_rate": int(rate)}
-
-
-def _token_stats(logits: Tensor, codes: Tensor) -> Tensor:
-    """Per codebook ``[Q, 3]``: summed cross entropy, correct argmax count, valid target count (float64)."""
-    V = logits.shape[-1]
-    valid = (codes >= 0) & (codes < V)
-    target = torch.where(valid, codes, 0)
-    x = logits.float()
-    ce = torch.logsumexp(x, -1) - x.gather(-1, target[..., None]).squeeze(-1)
-    correct = (x.argmax(-1) == target) & valid
-    w = valid.double()
-    per = torch.stack(
-        [(ce.double() * w).sum((0, 1, 3)), correct.double().sum((0, 1, 3)), w.sum((0, 1, 3))], dim=-1
-    )
-    return per
-
-
-def log_samples(module: pl.LightningModule, pred: Tensor, target: Tensor, ids: Sequence[str]) -> Path | None:
-    """Write generated/reference WAVs and an energy-map figure under ``<log dir>/samples/epoch=E``; send audio
-    (W / first channel) and the figure to every logger that takes media (TensorBoard-style ``add_audio``)."""
-    trainer = module.trainer
-    root = Path(trainer.log_dir or trainer.default_root_dir) / "samples" / f"epoch={module.current_epoch}"
-    root.mkdir(parents=True, exist_ok=True)
-    rate = int(module.codec.sample_rate)
-    for clip, p, t in zip(ids, pred, target):
-        write_audio(root / f"{clip}_generated.wav", p.float().cpu(), rate, subtype="FLOAT")
-        write_audio(root / f"{clip}_reference.wav", t.float().cpu(), rate, subtype="FLOAT")
-    figure = None
-    if pred.shape[1] == 4:
-        from spatialgen.metrics.plotting import plot_energy_maps
-        from spatialgen.spatial.energy_map import visage_energy_map
-
-        pairs = [
-            (clip, visage_energy_map(p.double().cpu(), rate), visage_energy_map(t.double().cpu(), rate))
-            for clip, p, t in zip(ids, pred, target)
-        ]
-        figure = plot_energy_maps(pairs, root / "energy_maps.png", title=f"epoch {module.current_epoch}")
-    step = trainer.global_step
-    for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if not hasattr(experiment, "add_audio"):
-            continue  # loggers without media support get the files on disk only
-        for clip, p in zip(ids, pred):
-            peak = float(p[0].abs().max().clamp_min(1.0))
-            experiment.add_audio(f"samples/{clip}", (p[0] / peak).float().cpu()[None], step, sample_rate=rate)
-        if figure is not None and hasattr(experiment, "add_image"):
-            import matplotlib.image
-
-            image = torch.from_numpy(matplotlib.image.imread(str(figure))[..., :3].copy())
-            experiment.add_image("samples/energy_maps", image, step, dataformats="HWC")
-    return root
-
-
-class AudioPredictionWriter(BasePredictionWriter):
-    """Writes each predicted clip as ``<output_dir>/<clip_id>.wav`` (all channels: AmbiX FOA for ViSAGe).
-
-    Expects ``predict_step`` to return ``{"clip_id", "audio" [B, C, T], "lengths", "sample_rate"}``.
-
-    Args:
-        output_dir: folder for the WAV files (created).
-        subtype: libsndfile subtype (``FLOAT`` keeps levels above 1 unclipped).
-    """
-
-    def __init__(self, output_dir: str = "predictions", subtype: str = "FLOAT") -> None:
-        super().__init__(write_interval="batch")
-        self.output_dir = Path(output_dir)
-        self.subtype = subtype
-
-    def write_on_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Write the batch's clips."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        audio, rate = prediction["audio"], int(prediction["sample_rate"])
-        for i, clip in enumerate(prediction["clip_id"]):
-            n = int(prediction["lengths"][i])
-            write_audio(self.output_dir / f"{clip}.wav", audio[i, :, :n], rate, subtype=self.subtype)

@@ -1,6 +1,7 @@
 """``ViSAudioModule``: train ViSAudio (dual-branch conditional flow matching, binaural) with Lightning.
 
-What one training step does (reference/mmaudio.md §2, §10):
+What one training step does (flow matching as in MMAudio, Cheng et al. CVPR 2025, hkchengrex/MMAudio
+``mmaudio/model/flow_matching.py``; one branch per ear, ViSAudio):
 
 1. **Latents.** Ground truth comes as raw ``audio`` (coded here by the frozen mono codec, each ear
    separately, after a *joint* stereo peak normalisation that keeps the ILD) or as cached ``latents``
@@ -31,66 +32,32 @@ the ground truth with ILD error (dB), ITD error (s), left-right confusion and ST
 is logged as audio (left/right) and as a spectrogram figure to loggers that take media (TensorBoard:
 ``add_audio``/``add_figure``; W&B: ``log_audio``/``log_image``); other loggers get only the numbers.
 
-**Predict** generates binaural audio for ``PredictVideos`` batches (whole videos of any length) and
-returns ``{"clip_id", "audio" [B, 2, T], "lengths", "sample_rate"}``;
-:class:`BinauralPredictionWriter` writes one 2-channel ``[L, R]`` WAV per clip. With
-``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
+**Predict** (the base class's ``predict_step``: ``pipeline.generate_long`` per video, as ``spatialgen
+generate``) returns ``{"clip_id", "audio" [B, 2, T], "lengths", "sample_rate"}``;
+:class:`~spatialgen.training.writer.PredictionWriter` writes one 2-channel ``[L, R]`` WAV per clip.
+With ``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from spatialgen.io import write_audio
 from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDistance
 from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.models.visaudio.latents import joint_peak_normalize
 from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
+from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
 
-__all__ = ["BinauralPredictionWriter", "ViSAudioModule", "plot_binaural_spectrograms"]
-
-
-def plot_binaural_spectrograms(
-    pred: Tensor, target: Tensor | None, sample_rate: int, title: str = "ViSAudio sample"
-) -> Any:
-    """Matplotlib figure of log-magnitude spectrograms: rows generated (/ ground truth), columns L, R."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [("generated", pred)] + ([("ground truth", target)] if target is not None else [])
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9, 2.6 * len(rows)), squeeze=False)
-    n_fft = 512 if sample_rate >= 16000 else 256
-    window = torch.hann_window(n_fft, dtype=torch.float64)
-    for r, (label, audio) in enumerate(rows):
-        for c, ear in enumerate(("left", "right")):
-            x = audio[c].detach().cpu().to(torch.float64)
-            spec = torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True).abs()
-            db = 20 * torch.log10(spec.clamp_min(1e-5))
-            ax = axes[r, c]
-            extent = (0.0, x.shape[-1] / sample_rate, 0.0, sample_rate / 2000)
-            ax.imshow(
-                db.numpy(), origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=float(db.max())
-            )
-            ax.set_title(f"{label}: {ear}", fontsize=9)
-            ax.set_xlabel("time (s)", fontsize=8)
-            ax.set_ylabel("kHz", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+__all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
 
 
 def _as_binaural(x: Tensor, what: str) -> Tensor:
@@ -132,12 +99,12 @@ class ViSAudioModule(SpatialAudioModule):
         config: network size (``S_16k``, ``S_44k``, ``M_44k``, ``L_44k``, ``L_44k_v2``, ``small``, ``tiny``);
             its latent/visual widths and rates are taken from the codec and encoders.
         config_overrides: further :class:`~spatialgen.models.visaudio.ViSAudioConfig` fields.
-        audio_codec: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
+        codec_name: mono codec registry name (``stft``, ``dac_16khz``, ...); codec_kwargs: its options;
             codec_pretrained: load its published weights (True), random (False) or a weights path.
             (Not named ``codec``: the data module's ``codec`` hyperparameter, a feature-cache option,
             would clash when Lightning merges them.)
         clip_encoder, sync_encoder, pe_encoder: encoder registry name per visual role (``tiny`` may fill all).
-        encoder_kwargs: options per encoder name; encoders_pretrained: load published encoder weights
+        encoder_kwargs: options per encoder name; encoder_pretrained: load published encoder weights
             (True), random init from ``build_seed`` (False), or one weights file for the encoders (e.g. a
             ``tiny`` encoder pretrained by ``recipes/visual_direction_synthetic.yaml``).
         clip_seconds: training clip length and generation window; Lightning refuses a ``data.clip_seconds``
@@ -164,14 +131,14 @@ class ViSAudioModule(SpatialAudioModule):
         self,
         config: str = "small",
         config_overrides: dict[str, Any] | None = None,
-        audio_codec: str = "stft",
+        codec_name: str = "stft",
         codec_kwargs: dict[str, Any] | None = None,
         codec_pretrained: bool | str = True,
         clip_encoder: str = "tiny",
         sync_encoder: str = "tiny",
         pe_encoder: str = "tiny",
         encoder_kwargs: dict[str, dict[str, Any]] | None = None,
-        encoders_pretrained: bool | str = True,
+        encoder_pretrained: bool | str = True,
         clip_seconds: float = 8.0,
         peak: float | None = 0.95,
         build_seed: int = 0,
@@ -215,27 +182,21 @@ class ViSAudioModule(SpatialAudioModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         pipe = ViSAudioPipeline.build(
             config,
-            codec=audio_codec,
+            codec_name=codec_name,
             codec_kwargs=codec_kwargs,
             codec_pretrained=codec_pretrained,
             clip_encoder=clip_encoder,
             sync_encoder=sync_encoder,
             pe_encoder=pe_encoder,
             encoder_kwargs=encoder_kwargs,
-            encoders_pretrained=encoders_pretrained,
+            encoder_pretrained=encoder_pretrained,
             clip_seconds=clip_seconds,
             peak=peak,
             seed=build_seed,
             sampling={"cfg_scale": cfg_scale, "steps": sample_steps, "method": sample_method},
             **(config_overrides or {}),
         )
-        # The pipeline is not a registered submodule: its parts are (network; frozen codec/encoders),
-        # so every weight appears once in state_dict while the pipeline's methods use the same objects.
-        self.__dict__["pipeline"] = pipe
-        self.network = pipe.network
-        self.register_frozen("codec", pipe.codec)
-        for name, enc in pipe.encoders.items():
-            self.register_frozen(f"encoder_{name}", enc)
+        self.attach_pipeline(pipe)
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
         self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
@@ -449,7 +410,8 @@ class ViSAudioModule(SpatialAudioModule):
         for metric in self.val_metrics.values():
             metric.update(pred.to(ref), ref)
         if batch_idx == 0 and self.trainer.is_global_zero:
-            self._log_media(pred[0], ref[0])
+            ids = [str(i) for i in batch.get("clip_id", ["clip0"])][:1]
+            log_samples(self, pred[:1], ref[:1], ids, pipe.sample_rate)
 
     def on_validation_epoch_end(self) -> None:
         """Log the sampled-audio metrics (only when something was sampled; NaN values are skipped)."""
@@ -463,30 +425,6 @@ class ViSAudioModule(SpatialAudioModule):
             metric.reset()
             if bool(torch.isfinite(value)):
                 self.log(f"val/{key}", value.float(), sync_dist=False)
-
-    def _log_media(self, pred: Tensor, ref: Tensor) -> None:
-        """Audio (per ear) and spectrogram figure to every logger that takes media."""
-        sr, step = self.pipeline.sample_rate, self.global_step
-        fig = None
-        for logger in self.loggers:
-            exp = getattr(logger, "experiment", None)
-            if hasattr(exp, "add_audio") and hasattr(exp, "add_figure"):  # TensorBoard
-                fig = fig or plot_binaural_spectrograms(pred, ref, sr, f"step {step}")
-                for c, ear in enumerate(("left", "right")):
-                    exp.add_audio(
-                        f"val/sample_{ear}", pred[c : c + 1].clamp(-1, 1).cpu(), step, sample_rate=sr
-                    )
-                exp.add_figure("val/spectrogram", fig, step, close=False)
-            elif hasattr(logger, "log_audio") and hasattr(logger, "log_image"):  # Weights & Biases
-                fig = fig or plot_binaural_spectrograms(pred, ref, sr, f"step {step}")
-                logger.log_audio(
-                    "val/sample", [pred.T.clamp(-1, 1).cpu().numpy()], step=step, sample_rate=[sr]
-                )
-                logger.log_image("val/spectrogram", [fig], step=step)
-        if fig is not None:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
 
     # ------------------------------------------------------------------ predict
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -502,72 +440,3 @@ class ViSAudioModule(SpatialAudioModule):
         if self.predict_with_ema and self._checkpoint_ema is not None:
             self.network.load_state_dict(self._checkpoint_ema)
             self._checkpoint_ema = None
-
-    @torch.no_grad()
-    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Binaural audio for whole videos: ``{"clip_id", "audio" [B, 2, T], "lengths" [B], "sample_rate"}``."""
-        pipe = self.pipeline
-        feats = self.batch_features(batch)
-        if "video" in batch:
-            fps = float(batch["video_fps"])
-            seconds = batch["video"].shape[1] / fps
-            frames = batch.get("video_mask")
-            counts = (
-                frames.sum(1)
-                if frames is not None
-                else torch.full((len(feats["clip"]),), batch["video"].shape[1])
-            )
-            lengths = [round(int(n) / fps * pipe.sample_rate) for n in counts]
-        else:
-            seconds = pipe.clip_seconds
-            lengths = [pipe.num_samples()] * feats["clip"].shape[0]
-        audio = pipe.generate_from_features(feats, seconds=seconds, seed=self.sample_seed + batch_idx)
-        ids = batch.get("clip_id", [f"clip_{batch_idx:05d}_{i}" for i in range(audio.shape[0])])
-        return {"clip_id": list(ids), "audio": audio, "lengths": lengths, "sample_rate": pipe.sample_rate}
-
-    # ------------------------------------------------------------------ export
-    def export_pipeline(self, ema: Mapping[str, Tensor] | None = None) -> ViSAudioPipeline:
-        """A standalone :class:`ViSAudioPipeline` (copy) with this module's weights, or the given EMA network weights."""
-        pipe = ViSAudioPipeline.from_pipeline_config(self.pipeline.pipeline_config())
-        pipe.load_export_state_dict(self.pipeline.export_state_dict())
-        if ema is not None:
-            pipe.network.load_state_dict(dict(ema))
-        return pipe.to(self.device).eval()
-
-
-class BinauralPredictionWriter(BasePredictionWriter):
-    """Writes each predicted clip as a 2-channel ``[L, R]`` WAV ``<output_dir>/<clip_id>.wav``.
-
-    A clip id met again in the same run (e.g. several ``.../video.mp4``) gets ``_1``, ``_2``, ... appended.
-
-    Args:
-        output_dir: folder for the files (created).
-        subtype: libsndfile subtype (``FLOAT`` keeps generated peaks above 1.0; ``PCM_16`` clips them).
-    """
-
-    def __init__(self, output_dir: str = "predictions", subtype: str = "FLOAT") -> None:
-        super().__init__(write_interval="batch")
-        self.output_dir = Path(output_dir)
-        self.subtype = subtype
-        self._seen: dict[str, int] = {}
-
-    def write_on_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        """Write the batch's clips (cropped to each video's length)."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        sr = int(prediction["sample_rate"])
-        for clip_id, audio, n in zip(
-            prediction["clip_id"], prediction["audio"], prediction["lengths"], strict=True
-        ):
-            count = self._seen.get(clip_id, 0)
-            self._seen[clip_id] = count + 1
-            name = f"{clip_id}_{count}" if count else str(clip_id)
-            write_audio(self.output_dir / f"{name}.wav", audio[:, :n].float().cpu(), sr, subtype=self.subtype)

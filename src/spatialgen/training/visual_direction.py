@@ -8,7 +8,7 @@ the mirrored scene is an equally valid one.
 
 After training, only the encoder is kept (``export_path``, or :meth:`VisualDirectionModule.export_encoder`):
 a plain state dict that ``create_encoder(name, pretrained=<path>)`` — and so the ViSAudio / ViSAGe
-recipes' ``encoders_pretrained`` / ``encoder_pretrained`` — load strictly. The generative models then
+recipes' ``encoder_pretrained`` — load strictly. The generative models then
 train on top of an encoder that, like the published ones, knows where things are in the picture.
 """
 

@@ -21,10 +21,10 @@ CODEC = {"sample_rate": 8000, "n_fft": 64, "hop_length": 32}
 def pipe() -> ViSAudioPipeline:
     p = ViSAudioPipeline.build(
         "tiny",
-        codec="stft",
+        codec_name="stft",
         codec_kwargs=CODEC,
         encoder_kwargs=TINY,
-        encoders_pretrained=False,
+        encoder_pretrained=False,
         clip_seconds=1.0,
         seed=3,
     )
@@ -97,7 +97,7 @@ def test_pipeline_config_round_trip_identical_output(pipe):
 
 
 def test_random_parts_rebuild_from_seed():
-    kw = {"codec_kwargs": CODEC, "encoder_kwargs": TINY, "encoders_pretrained": False, "clip_seconds": 1.0}
+    kw = {"codec_kwargs": CODEC, "encoder_kwargs": TINY, "encoder_pretrained": False, "clip_seconds": 1.0}
     a = ViSAudioPipeline.build("tiny", seed=1, **kw)
     b = ViSAudioPipeline.build("tiny", seed=1, **kw)
     c = ViSAudioPipeline.build("tiny", seed=2, **kw)

@@ -12,6 +12,7 @@ All branches run as one batch (``[cond; uncond]`` or four blocks), so a step cos
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -31,9 +32,12 @@ def sample_logits(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """Draw one id per row of ``logits [..., V]`` (greedy argmax when ``do_sample`` is False).
+
+    ``generator`` may be one generator per batch row (``logits.shape[0]`` of them): row ``b`` then draws
+    from its own, so its samples do not depend on the other rows of the batch.
 
     Filtering order: temperature, top-k (keep the k largest), top-p (smallest set of largest
     probabilities whose mass reaches ``top_p``; the most likely token is always kept).
@@ -58,9 +62,14 @@ def sample_logits(
         drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         x = x.masked_fill(drop, float("-inf"))
-    probs = x.softmax(dim=-1).reshape(-1, V)
-    ids = torch.multinomial(probs, 1, generator=generator)
-    return ids.reshape(logits.shape[:-1])
+    probs = x.softmax(dim=-1)
+    if generator is None or isinstance(generator, torch.Generator):
+        ids = torch.multinomial(probs.reshape(-1, V), 1, generator=generator)
+        return ids.reshape(logits.shape[:-1])
+    if len(generator) != logits.shape[0]:
+        raise ValueError(f"got {len(generator)} generators for {logits.shape[0]} rows; give one per row")
+    rows = [torch.multinomial(p.reshape(-1, V), 1, generator=g) for p, g in zip(probs, generator)]
+    return torch.stack(rows).reshape(logits.shape[:-1])
 
 
 def guidance_branches(guidance: Guidance, batch: int, device: torch.device) -> tuple[Tensor, Tensor, int]:
@@ -102,7 +111,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = 256,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     pad_to_output: bool = True,
 ) -> Tensor:
     """Generate codes ``[B, C, Q, F]`` for the given conditions.
@@ -115,7 +124,8 @@ def generate(
         guidance_scale: ``s`` of joint guidance, or the visual scale ``g_v`` of dual guidance.
         direction_guidance_scale: ``g_d`` of dual guidance.
         do_sample, temperature, top_k, top_p: sampling (see :func:`sample_logits`); greedy if not do_sample.
-        generator: ``torch.Generator`` for reproducible sampling (on the model's device).
+        generator: ``torch.Generator`` for reproducible sampling (on the model's device), or one per
+            batch row (each row then samples independently of the batch).
         pad_to_output: with the default length, repeat the last frame up to ``config.output_frames``
             (431 for 5 s: the official output covers the whole clip).
 

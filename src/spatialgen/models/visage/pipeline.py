@@ -1,7 +1,7 @@
 """``ViSAGePipeline``: video -> AmbiX FOA with the ViSAGe network, its codec and its visual encoder.
 
 ``generate(frames)`` runs the visual encoder on one window of video, computes ViSAGe's patch energy
-map from the encoder's patch tokens (:func:`visual_energy_map`, reference/visage.md §4.6), turns the
+map from the encoder's patch tokens (:func:`visual_energy_map`; jaeyeonkim99/visage ``infer_clip_energy.py``), turns the
 camera direction into the direction input, samples codes with (batched) classifier-free guidance and
 decodes each FOA channel with the codec into ``[B, 4, T]`` AmbiX ``[W, Y, Z, X]``.
 
@@ -20,7 +20,7 @@ the ``state_dict``):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -28,11 +28,13 @@ from torch import Tensor, nn
 
 from spatialgen.codecs import DiscreteAudioCodec, create_codec
 from spatialgen.encoders import VisualEncoder, create_encoder
-from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
+from spatialgen.models.pipeline import LONG_VIDEO_STATE, GenerationPipeline, register_pipeline
 from spatialgen.models.sampling import SamplingOption
 from spatialgen.models.visage.config import ViSAGeConfig, get_config
+from spatialgen.models.visage.frame_features import FrameFeatures
 from spatialgen.models.visage.generation import Guidance, codes_to_audio, generate
 from spatialgen.models.visage.model import ViSAGe
+from spatialgen.models.windows import row_seeds
 from spatialgen.spatial.geometry import direction as unit_direction
 
 __all__ = ["ViSAGePipeline", "camera_direction_vector", "check_parts", "visual_energy_map"]
@@ -53,7 +55,7 @@ def visual_energy_map(
 ) -> Tensor:
     """ViSAGe's per-frame patch energy map (visual saliency) from patch tokens ``[B, T, N, D]`` -> ``[B, T, N]``.
 
-    Follows reference/visage.md §4.6: with ``f̂`` the unit-normalised tokens, the spatial score is
+    Follows the official ``infer_clip_energy.py`` (jaeyeonkim99/visage): with ``f̂`` the unit-normalised tokens, the spatial score is
     ``||f̂ − normalize(mean of the existing 4-neighbours)||`` and the temporal score
     ``||f̂ − normalize(A)||`` with ``A[0] = F[1]``, ``A[t] = (F[t−1] + F[t+1]) / 2``, ``A[T−1] = F[T−2]``
     (a single frame has no temporal neighbour: ``A = F``, a zero score). ``E0 = ½(softmax(s_sp/τ) +
@@ -187,6 +189,8 @@ class ViSAGePipeline(GenerationPipeline):
         energy_temperature, energy_top_p: :func:`visual_energy_map` settings.
         network, codec, visual_encoder: already built parts to use instead of building them (shared,
             not copied; e.g. the training module's).
+        allow_mono: accept a mono stage-1 network (``num_channels = 1``): the training module samples
+            with it, but it is not served (:meth:`pipeline_config` refuses it, so nothing exports it).
     """
 
     kind: ClassVar[str] = "visage"
@@ -206,12 +210,13 @@ class ViSAGePipeline(GenerationPipeline):
         network: ViSAGe | None = None,
         codec: DiscreteAudioCodec | None = None,
         visual_encoder: VisualEncoder | None = None,
+        allow_mono: bool = False,
     ) -> None:
         super().__init__()
         cfg = get_config(config) if isinstance(config, str) else config
         if network is not None:
             cfg = network.config
-        if cfg.num_channels != 4:
+        if cfg.num_channels != 4 and not (allow_mono and cfg.num_channels == 1):
             raise ValueError(
                 f"ViSAGePipeline generates FOA: the network needs num_channels=4, got {cfg.num_channels} "
                 "(a mono stage-1 model is trained, not served; initialise a FOA model from it)"
@@ -275,8 +280,8 @@ class ViSAGePipeline(GenerationPipeline):
                 "classifier-free guidance: none, joint (released) or dual",
                 choices=("none", "joint", "dual"),
             ),
-            "guidance_scale": SamplingOption(float, 2.5, "guidance scale (joint; dual: the visual one)"),
-            "direction_guidance_scale": SamplingOption(float, 2.5, "camera-direction scale of dual guidance"),
+            "cfg_scale": SamplingOption(float, 2.5, "guidance scale (joint; dual: the visual one)"),
+            "direction_cfg_scale": SamplingOption(float, 2.5, "camera-direction scale of dual guidance"),
             "temperature": SamplingOption(float, 1.0, "softmax temperature of token sampling", minimum=1e-6),
             "top_k": SamplingOption(
                 int, 256, "sample among the k likeliest tokens", minimum=1, optional=True
@@ -284,6 +289,11 @@ class ViSAGePipeline(GenerationPipeline):
             "top_p": SamplingOption(float, None, "nucleus sampling mass", minimum=1e-6, optional=True),
             "do_sample": SamplingOption(bool, True, "false: greedy decoding"),
         }
+
+    @property
+    def num_channels(self) -> int:
+        """4 (AmbiX FOA); 1 for a mono stage-1 network held with ``allow_mono``."""
+        return int(self.config.num_channels)
 
     # ------------------------------------------------------------------ conditions
     @torch.no_grad()
@@ -294,13 +304,16 @@ class ViSAGePipeline(GenerationPipeline):
         visual = out.global_features.clone()  # a plain tensor (the encoder may run in inference mode)
         if not need_patches:
             return visual, None
-        energy = visual_energy_map(
-            out.patch_tokens.clone(),
+        return visual, self.energy_map(out.patch_tokens.clone())
+
+    def energy_map(self, patch_tokens: Tensor) -> Tensor:
+        """:func:`visual_energy_map` of the encoder's patch tokens ``[B, T, N, D]`` with this pipeline's settings."""
+        return visual_energy_map(
+            patch_tokens,
             self.encoder.patch_grid,
             temperature=self.energy_temperature,
             top_p=self.energy_top_p,
         )
-        return visual, energy
 
     def direction_input(
         self, camera_direction: Tensor | None, batch: int, device: torch.device
@@ -321,30 +334,35 @@ class ViSAGePipeline(GenerationPipeline):
         energy_map: Tensor | None,
         direction: Tensor | None,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
-        guidance_scale: float = 2.5,
-        direction_guidance_scale: float = 2.5,
+        cfg_scale: float = 2.5,
+        direction_cfg_scale: float = 2.5,
         temperature: float = 1.0,
         top_k: int | None = 256,
         top_p: float | None = None,
         do_sample: bool = True,
     ) -> Tensor:
-        """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction)."""
+        """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction).
+
+        ``seed``: one per row, or an int (see :func:`~spatialgen.models.windows.row_seeds`); each row
+        samples from its own generator.
+        """
         was_training = self.network.training
         self.network.eval()
         try:
+            seeds = row_seeds(seed, visual.shape[0])
             generator = None
-            if seed is not None:
-                generator = torch.Generator(device=visual.device).manual_seed(int(seed))
+            if seeds is not None:
+                generator = [torch.Generator(device=visual.device).manual_seed(s) for s in seeds]
             codes = generate(
                 self.network,
                 visual,
                 energy_map,
                 direction,
                 guidance=guidance,
-                guidance_scale=guidance_scale,
-                direction_guidance_scale=direction_guidance_scale,
+                guidance_scale=cfg_scale,
+                direction_guidance_scale=direction_cfg_scale,
                 do_sample=do_sample,
                 temperature=temperature,
                 top_k=top_k,
@@ -355,15 +373,50 @@ class ViSAGePipeline(GenerationPipeline):
         finally:
             self.network.train(was_training)
 
+    def generate_windows(
+        self,
+        frames: Mapping[str, Tensor],
+        starts: Sequence[float],
+        *,
+        camera_direction: Tensor | None = None,
+        seed: Sequence[int] | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Windows of a whole video, the encoder's per-frame features shared by overlapping windows.
+
+        A per-frame encoder's features are computed once per frame (:class:`FrameFeatures`, kept while
+        ``generate_long`` walks through one video); the energy map is computed per window from its
+        patch tokens, as :meth:`generate` does. Other encoders encode each window.
+        """
+        enc, S = self.encoder, self.config.source_length
+        if abs(float(enc.output_fps) - float(enc.fps)) > 1e-9:
+            return super().generate_windows(
+                frames, starts, camera_direction=camera_direction, seed=seed, **sampling
+            )
+        video = frames[self.encoder_name]
+        cache = self.__dict__.get(LONG_VIDEO_STATE)
+        if cache is None or cache.video is not video or cache.encoder is not enc:
+            cache = FrameFeatures(enc, video, patch_tokens=bool(self.config.energy_map_dim), chunk=S)
+            self.__dict__[LONG_VIDEO_STATE] = cache
+        T = video.shape[0]
+        first = torch.tensor([min(round(s * float(enc.fps)), T - 1) for s in starts])
+        index = (first[:, None] + torch.arange(S)).clamp_max(T - 1)
+        device = self.network.encoder.visual_proj.weight.device
+        visual, patches = cache.gather(index, device)
+        energy = None if patches is None else self.energy_map(patches)
+        cam = None if camera_direction is None else camera_direction.to(device)
+        direction = self.direction_input(cam, len(starts), device)
+        return self.generate_from_features(visual, energy, direction, seed=seed, **sampling)
+
     def generate(
         self,
         frames: Mapping[str, Tensor] | Tensor,
         *,
         camera_direction: Tensor | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         guidance: Guidance = "joint",
-        guidance_scale: float = 2.5,
-        direction_guidance_scale: float = 2.5,
+        cfg_scale: float = 2.5,
+        direction_cfg_scale: float = 2.5,
         temperature: float = 1.0,
         top_k: int | None = 256,
         top_p: float | None = None,
@@ -376,9 +429,11 @@ class ViSAGePipeline(GenerationPipeline):
                 ``T = config.source_length`` (or the tensor itself).
             camera_direction: ``[B, 2]`` camera (azimuth, elevation) radians in the FOA frame; None uses
                 the learned null direction.
-            seed: seed of the sampling generator (same seed, same audio).
+            seed: one seed per row, or an int (rows ``window_seed(seed, i)``); same seed, same audio
+                whatever the batch.
             guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
-            guidance_scale, direction_guidance_scale: guidance scales (see :func:`generate`).
+            cfg_scale, direction_cfg_scale: guidance scales (``guidance_scale`` and
+                ``direction_guidance_scale`` of :func:`~spatialgen.models.visage.generation.generate`).
             temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).
         """
         if isinstance(frames, Mapping) and self.encoder_name not in frames:
@@ -401,8 +456,8 @@ class ViSAGePipeline(GenerationPipeline):
             direction,
             seed=seed,
             guidance=guidance,
-            guidance_scale=guidance_scale,
-            direction_guidance_scale=direction_guidance_scale,
+            cfg_scale=cfg_scale,
+            direction_cfg_scale=direction_cfg_scale,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
@@ -412,6 +467,11 @@ class ViSAGePipeline(GenerationPipeline):
     # ------------------------------------------------------------------ config
     def pipeline_config(self) -> dict[str, Any]:
         """JSON-able description (network config, encoder/codec names, options, whether official)."""
+        if self.config.num_channels != 4:
+            raise ValueError(
+                "a mono stage-1 ViSAGe network (num_channels=1) is trained, not served: it has no "
+                "pipeline config; export the FOA stage-2 model initialised from it"
+            )
         return {
             "kind": self.kind,
             "network": self.config.to_dict(),

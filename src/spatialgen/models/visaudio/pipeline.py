@@ -23,7 +23,7 @@ weights are referenced by name with ``pretrained=True`` and rebuilt from their r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from spatialgen.models.visaudio.config import ViSAudioConfig, visaudio_config
 from spatialgen.models.visaudio.flow import generate as flow_generate
 from spatialgen.models.visaudio.latents import BinauralLatentCoder
 from spatialgen.models.visaudio.network import ViSAudioNet
+from spatialgen.models.windows import resample_frames, row_seeds
 
 __all__ = [
     "ROLES",
@@ -107,23 +108,6 @@ def derive_network_config(
     return base.replace(**changes)
 
 
-def resample_frames(video: Tensor, src_fps: float, dst_fps: float) -> Tensor:
-    """Frames ``[B, T, 3, H, W]`` at ``src_fps`` -> the nearest earlier-or-equal frames at ``dst_fps``.
-
-    Frame ``k`` shows time ``(k + ½) / fps`` (the data convention); output frame ``j`` takes the source
-    frame covering ``(j + ½) / dst_fps``. The output spans the same duration (``⌊T · dst / src⌋`` frames).
-    """
-    if math.isclose(src_fps, dst_fps, rel_tol=1e-9):
-        return video
-    t = video.shape[1]
-    n = math.floor(t / src_fps * dst_fps + 1e-6)
-    if n < 1:
-        raise ValueError(f"{t} frames at {src_fps:g} fps are too few to resample to {dst_fps:g} fps")
-    centres = (torch.arange(n, dtype=torch.float64) + 0.5) / dst_fps
-    index = (centres * src_fps).floor().long().clamp(0, t - 1).to(video.device)
-    return video.index_select(1, index)
-
-
 @register_pipeline
 class ViSAudioPipeline(GenerationPipeline):
     """ViSAudio inference bundle: :class:`ViSAudioNet` + mono codec + visual encoders + config.
@@ -189,14 +173,14 @@ class ViSAudioPipeline(GenerationPipeline):
         cls,
         config: str | ViSAudioConfig = "small",
         *,
-        codec: str = "stft",
+        codec_name: str = "stft",
         codec_kwargs: Mapping[str, Any] | None = None,
         codec_pretrained: bool | str = True,
         clip_encoder: str = "tiny",
         sync_encoder: str = "tiny",
         pe_encoder: str = "tiny",
         encoder_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-        encoders_pretrained: bool | str = True,
+        encoder_pretrained: bool | str = True,
         clip_seconds: float = 8.0,
         peak: float | None = 0.95,
         seed: int = 0,
@@ -208,10 +192,10 @@ class ViSAudioPipeline(GenerationPipeline):
         Args:
             config: a named size (``S_16k``, ``small``, ``tiny``, ...) or a config; its latent/visual
                 widths and rates are replaced by the parts' (:func:`derive_network_config`).
-            codec, codec_kwargs, codec_pretrained: the mono codec (registry name, options, weights).
+            codec_name, codec_kwargs, codec_pretrained: the mono codec (registry name, options, weights).
             clip_encoder, sync_encoder, pe_encoder: registry name per role (the same name shares one encoder).
             encoder_kwargs: options per encoder name (e.g. ``{"tiny": {"embed_dim": 32}}``).
-            encoders_pretrained: load the encoders' published weights (True), random init from ``seed``
+            encoder_pretrained: load the encoders' published weights (True), random init from ``seed``
                 (False) or a weights file (then stored with the export, recorded as not published).
             clip_seconds: generation window (and nominal training clip length) in seconds.
             peak, seed, sampling: see the class.
@@ -222,8 +206,8 @@ class ViSAudioPipeline(GenerationPipeline):
         if names["pe"] in kwargs:  # the pe role needs patch tokens; asking for them changes no weight
             kwargs[names["pe"]].setdefault("patch_tokens", True)
         specs = {
-            "codec": {"name": codec, "kwargs": dict(codec_kwargs or {}), "pretrained": codec_pretrained},
-            "encoders": {n: {"kwargs": kw, "pretrained": encoders_pretrained} for n, kw in kwargs.items()},
+            "codec": {"name": codec_name, "kwargs": dict(codec_kwargs or {}), "pretrained": codec_pretrained},
+            "encoders": {n: {"kwargs": kw, "pretrained": encoder_pretrained} for n, kw in kwargs.items()},
         }
         codec_m, encoders = cls._build_parts(specs, seed)
         # A part loaded from a local file is recorded as not published: its weights travel with the
@@ -407,13 +391,26 @@ class ViSAudioPipeline(GenerationPipeline):
         )
 
     # ------------------------------------------------------------------ generation
+    def initial_noise(self, batch: int, latent_len: int, seed: int | Sequence[int] | None) -> Tensor:
+        """Initial noise ``[B, 2, D, F]``: row ``i`` from its own CPU generator (``row_seeds``), so a row's
+        noise, and the audio made from it, do not depend on the batch (and match across devices)."""
+        param = next(self.network.parameters())
+        shape = (2, self.network.config.latent_dim, latent_len)
+        seeds = row_seeds(seed, batch)
+        if seeds is None:
+            return torch.randn((batch, *shape), dtype=param.dtype).to(param.device)
+        rows = [
+            torch.randn(shape, generator=torch.Generator().manual_seed(s), dtype=param.dtype) for s in seeds
+        ]
+        return torch.stack(rows).to(param.device)
+
     @torch.no_grad()
     def generate_from_features(
         self,
         features: Mapping[str, Tensor],
         *,
         seconds: float | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         cfg_scale: float | None = None,
         steps: int | None = None,
         method: str | None = None,
@@ -436,7 +433,7 @@ class ViSAudioPipeline(GenerationPipeline):
             steps=int(self.sampling["steps"] if steps is None else steps),
             method=method or self.sampling["method"],
             sequential=sequential,
-            seed=seed,
+            noise=self.initial_noise(cond.batch_size, latent_len, seed),
         )
         return self.codec.decode_latents(z.to(self.codec._compute_dtype(z)), length=n_samples).float()
 
@@ -446,7 +443,7 @@ class ViSAudioPipeline(GenerationPipeline):
         frames: Mapping[str, Tensor],
         *,
         camera_direction: Tensor | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         cfg_scale: float | None = None,
         steps: int | None = None,
         method: str | None = None,
@@ -458,7 +455,7 @@ class ViSAudioPipeline(GenerationPipeline):
         Args:
             frames: uint8 ``[B, T, 3, H, W]`` per encoder name at :attr:`frame_rates`.
             camera_direction: not used by ViSAudio (binaural audio is heard from the camera); must be None.
-            seed: seeds the initial noise (deterministic output).
+            seed: seeds the initial noise: one seed per row, or an int (rows ``window_seed(seed, i)``).
             cfg_scale: guidance strength (default 4.5; 1 disables CFG).
             steps: ODE steps (default 25); method: ``euler`` (default), ``heun`` or ``midpoint``.
             sequential: left-then-right (Gauss-Seidel) ear updates within each step.
