@@ -121,13 +121,13 @@ def test_cuda_without_a_gpu_is_refused_before_loading(tmp_path, capsys, monkeypa
 def test_visage_rejects_flow_options_and_names_its_own(tmp_path, capsys) -> None:
     video = make_video(tmp_path / "v.mp4", 1.0)
     base = [str(video), "--model", "vis", "--out", str(tmp_path / "o")]
-    for extra, flag in ((["--cfg-scale", "3"], "--cfg-scale"), (["--steps", "10"], "--steps")):
+    for extra, flag in ((["--steps", "10"], "--steps"),):
         pipe = FakeVisage()
         code, _, err = run([*base, *extra], lambda name, pipe=pipe: pipe, capsys)
         line = one_error_line(err)
         assert code == 2 and line.startswith(f"spatialgen generate: error: {flag}: --model vis has no")
         assert (
-            "guidance, guidance_scale, direction_guidance_scale, temperature, top_k, top_p, do_sample" in line
+            "guidance, cfg_scale, direction_cfg_scale, temperature, top_k, top_p, do_sample" in line
         )
         assert pipe.calls == [] and not (tmp_path / "o").exists()
     code, _, err = run([*base, "--sample", "top_kk=3"], lambda name: FakeVisage(), capsys)
@@ -141,11 +141,11 @@ def test_visage_sampling_options_reach_generate(tmp_path, capsys) -> None:
     pipe = FakeVisage()
     argv = [str(video), "--model", "vis", "--out", str(tmp_path / "o"), "--no-mp4", "--format", "foa"]
     argv += ["--sample", "guidance=dual", "--sample", "top_k=none", "--sample", "temperature=0.7"]
-    argv += ["--sample", "do_sample=false"]
+    argv += ["--sample", "do_sample=false", "--cfg-scale", "3"]
     code, _, _ = run(argv, lambda name: pipe, capsys)
     assert code == 0
     assert pipe.calls == [{"shape": (1, 8, 3, 32, 48), "guidance": "dual", "top_k": None, "temperature": 0.7,
-                           "do_sample": False}]  # fmt: skip
+                           "do_sample": False, "cfg_scale": 3.0}]  # fmt: skip
 
 
 def test_sample_help_lists_the_models_options(tmp_path, capsys) -> None:

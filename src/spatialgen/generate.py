@@ -234,7 +234,7 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
             hrir=args.hrir,
             sampling=sampling,
             overwrite=args.overwrite,
-            progress=True,
+            progress=sys.stderr.isatty(),  # a bar per video in a terminal, not in logs
         )
     except SpatialgenError as err:
         if debug:
