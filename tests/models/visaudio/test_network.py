@@ -65,10 +65,12 @@ def test_left_right_share_positions_in_joint_block(tiny_net):
     pos_a, pos_v = tiny_net.rope_positions(n, m)
     ang_a, ang_v = rope_angles(pos_a, cfg.head_dim), rope_angles(pos_v, cfg.head_dim)
     block = tiny_net.joint_blocks[0]
-    out_a, out_v = block(audio, visual, c, vc, ang_a, ang_v)
-    sw_a, sw_v = block(audio.flip(1), visual, c.flip(1), vc, ang_a, ang_v)
+    text = torch.randn(2, cfg.text_len, d, generator=gen, dtype=torch.float64)
+    out_a, out_v, out_t = block(audio, visual, c, vc, ang_a, ang_v, text)
+    sw_a, sw_v, sw_t = block(audio.flip(1), visual, c.flip(1), vc, ang_a, ang_v, text)
     torch.testing.assert_close(sw_a, out_a.flip(1), rtol=0, atol=1e-12)
     torch.testing.assert_close(sw_v, out_v, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sw_t, out_t, rtol=0, atol=1e-12)
     shifted = rope_angles(torch.cat((pos_a, pos_a + n)), cfg.head_dim)
     # control: the same check with the right ear at positions N..2N-1 breaks the symmetry
     qkv_l = block.audio.pre_attention(audio[:, 0], c[:, 0], shifted[:n])[0][0]
@@ -187,5 +189,41 @@ def test_parameter_counts_of_published_sizes():
     per_branch = sum(p.numel() for p in s.branches[0].parameters())
     joint = sum(p.numel() for p in s.joint_blocks.parameters())
     assert len(s.joint_blocks) == 4 and len(s.branches[1].blocks) == 8
-    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M of which ~12.2M is the text stream ViSAudio drops
-    assert 60.9e6 < per_branch < 61.2e6 and 53.5e6 < joint < 54.5e6
+    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M including the text stream, plus one logit
+    # offset per head and joint block (joint_offset)
+    assert 60.9e6 < per_branch < 61.2e6 and 66.1e6 < joint < 66.3e6
+    assert sum(b.audio_logit.numel() for b in s.joint_blocks) == 4 * 7
+
+
+def _spatial_materialised(cond, pe):
+    """The spatial pooling as written in the formulas: per-ear tokens ``LN(PE + E_b)`` [B, 2, T, P, Dp],
+    per-patch keys and values, softmax over patches, output projection (before the time resampling)."""
+    cfg = cond.config
+    h = cfg.num_heads
+    tokens = torch.nn.functional.layer_norm(
+        pe[:, None] + cond.ear_embed[None, :, None], (cfg.pe_dim,), cond.pe_norm.weight, cond.pe_norm.bias
+    )
+    keys = (tokens @ cond.pe_key.weight.T + cond.pe_key.bias).unflatten(-1, (h, -1))
+    values = (tokens @ cond.pe_value.weight.T + cond.pe_value.bias).unflatten(-1, (h, -1))
+    q = cond.pe_query.unflatten(-1, (h, -1))
+    w = torch.softmax((keys * q).sum(-1) / (cfg.head_dim**0.5), dim=-2)
+    return cond.pe_out((w[..., None] * values).sum(-3).flatten(-2))
+
+
+def test_spatial_pooling_equals_materialised_formula(tiny_net):
+    """The memory-lean spatial path (no per-ear patch tensor) equals the direct formula, per frame."""
+    cfg = tiny_net.config
+    pe = make_features(cfg, 2)[2] * 3 + 0.5  # offset and scale: the LayerNorm statistics matter
+    cond = tiny_net.conditioning
+    frames = pe.shape[1]
+    with torch.no_grad():
+        ref = _spatial_materialised(cond, pe)  # [B, 2, T, D]
+        # latent frames placed exactly at the PE frame centres read the pooled frames unchanged
+        got = cond.config.replace(latent_rate=cfg.pe_fps)
+        cond.config = got
+        try:
+            out = cond.spatial(pe, frames)
+        finally:
+            cond.config = cfg
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    assert ref.abs().max() > 1e-3 and (ref[:, 0] - ref[:, 1]).abs().max() > 1e-3  # the ears differ
