@@ -33,6 +33,7 @@ __all__ = [
     "ClipTextEncoder",
     "create_text_encoder",
     "list_text_encoders",
+    "prompt_features",
     "register_text_encoder",
 ]
 
@@ -144,6 +145,38 @@ def create_text_encoder(name: str, pretrained: bool | str | os.PathLike = True, 
 
         encoder.load_weights(resolve_weights(pretrained, what=f"weights for text encoder {name!r}"))
     return encoder
+
+
+_CACHE: dict[str, ClipTextEncoder] = {}
+
+
+def prompt_features(
+    prompt: str | Sequence[str] | None,
+    batch_size: int,
+    *,
+    width: int,
+    encoder: str = "clip_text_h14_384",
+    device: torch.device | str | None = None,
+) -> Tensor | None:
+    """Text features ``[B, L, width]`` for a prompt (one string for the batch or one per clip), or None
+    when there is none (None, or only empty strings: the network's own empty-prompt features apply).
+
+    ``encoder`` is built once per process with its published weights and kept.
+    """
+    prompts = [prompt] * batch_size if isinstance(prompt, str) else prompt
+    if prompts is None or not any(prompts):
+        return None
+    if len(prompts) != batch_size:
+        raise ValueError(f"prompt: got {len(prompts)} prompts for a batch of {batch_size}; pass one per clip")
+    if encoder not in _CACHE:
+        _CACHE[encoder] = create_text_encoder(encoder, pretrained=True)
+    enc = _CACHE[encoder].to(device)
+    if enc.width != width:
+        raise ValueError(
+            f"prompt: text encoder {encoder!r} gives {enc.width}-d tokens, the network takes {width}-d; "
+            "use the text encoder the network was trained with"
+        )
+    return enc(list(prompts))
 
 
 _DFN5B = "hf://apple/DFN5B-CLIP-ViT-H-14-384/open_clip_pytorch_model.bin"
