@@ -308,6 +308,16 @@ def test_branch_block_matches_reference(converted):
             np.testing.assert_allclose(got[0].numpy(), ref, rtol=1e-9, atol=1e-9)
 
 
+def test_report_names_what_breaks_exactness(converted):
+    _, _, report = converted
+    assert report.inexact == [] and "MMAudio-exact" in report.summary()
+    sd = official_state()
+    cfg = config_from_mmaudio(sd, pe_dim=8, pe_grid=(2, 2), final_cond="local", sync_align="time")
+    report = load_mmaudio_weights(ViSAudioNet(cfg).double(), sd)
+    assert [r.split(" ")[0] for r in report.inexact] == ["final_cond='local'", "sync_align='time'"]
+    assert "not MMAudio-exact: final_cond='local'" in report.summary()
+
+
 def test_not_an_mmaudio_state():
     with pytest.raises(ValueError, match="not an MMAudio state dict"):
         config_from_mmaudio({"foo": torch.zeros(1)})

@@ -72,12 +72,15 @@ class ConversionReport:
         skipped: MMAudio keys not copied, with the reason.
         missing: ViSAudio keys left at their fresh initialisation (new parts or shape mismatches).
         folded: MMAudio keys used to compute ``conditioning.global_bias`` (empty-text condition).
+        inexact: target-config choices under which the converted network does not reproduce MMAudio's
+            velocity per ear when L = R (empty: exact; see :func:`config_from_mmaudio`).
     """
 
     mapped: list[tuple[str, str]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     folded: list[str] = field(default_factory=list)
+    inexact: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for logs."""
@@ -92,6 +95,7 @@ class ConversionReport:
         parts.append(
             f"left at init: {len(self.missing)} ({', '.join(sorted({_group(k) for k in self.missing}))})"
         )
+        parts.append("MMAudio-exact" if not self.inexact else "not MMAudio-exact: " + ", ".join(self.inexact))
         return "MMAudio -> ViSAudio: " + "; ".join(parts)
 
 
@@ -284,7 +288,22 @@ def convert_mmaudio_state_dict(
             else:
                 report.skipped.update(dict.fromkeys(folded, "text width differs from hidden_dim"))
     report.missing = sorted(k for k in target if k not in out)
+    report.inexact = _inexact(config)
     return out, report
+
+
+def _inexact(config: ViSAudioConfig) -> list[str]:
+    """The config choices that break MMAudio-exactness of a converted network."""
+    checks = (
+        (config.text_len == 0, "text_len=0 (MMAudio's text tokens are in the joint attention)"),
+        (config.ear_attention == "joint", "ear_attention='joint' (audio keys count twice when L = R)"),
+        (
+            config.final_cond == "local",
+            "final_cond='local' (MMAudio's final layer takes the global condition)",
+        ),
+        (config.sync_align == "time", "sync_align='time' (MMAudio resizes the sync tokens by index)"),
+    )
+    return [why for bad, why in checks if bad]
 
 
 def load_mmaudio_state(source: str | os.PathLike) -> dict[str, Tensor]:
