@@ -227,3 +227,44 @@ def test_spatial_pooling_equals_materialised_formula(tiny_net):
             cond.config = cfg
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
     assert ref.abs().max() > 1e-3 and (ref[:, 0] - ref[:, 1]).abs().max() > 1e-3  # the ears differ
+
+
+def test_text_and_mmaudio_option_errors(tiny_cfg):
+    for bad, match in (
+        ({"ear_attention": "both"}, "ear_attention must be one of"),
+        ({"final_cond": "token"}, "final_cond must be one of"),
+        ({"text_len": -1}, "text_len must be >= 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            tiny_cfg.replace(**bad)
+    net = ViSAudioNet(tiny_cfg.replace(text_len=0))
+    with pytest.raises(ValueError, match="no text stream"):
+        net.prepare_conditions(None, None, None, batch_size=1, text=torch.zeros(1, 4, 16))
+    net = ViSAudioNet(tiny_cfg)
+    with pytest.raises(ValueError, match="feature width 8 does not match"):
+        net.prepare_conditions(None, None, None, text=torch.zeros(1, 4, 8))
+    with pytest.raises(ValueError, match="dropping text needs equal lengths"):
+        net.prepare_conditions(
+            None, None, None, text=torch.zeros(1, 5, 16), drop_text=torch.ones(1, dtype=torch.bool)
+        )
+    cond = net.prepare_conditions(None, None, None, text=torch.zeros(1, 9, 16))  # any prompt length
+    assert cond.text.shape == (1, 9, tiny_cfg.hidden_dim)
+    with pytest.raises(ValueError, match="with and without a text stream"):
+        cond.cat(ViSAudioNet(tiny_cfg.replace(text_len=0)).prepare_conditions(None, None, None, batch_size=1))
+
+
+@pytest.mark.parametrize("mode", ["joint", "joint_offset", "per_ear"])
+def test_ear_attention_modes_keep_ear_swap_equivariance(tiny_cfg, mode):
+    """Every ear_attention mode treats the ears symmetrically: swapping the ear latents and the ear
+    parameters (embeddings mirrored, branches swapped) swaps the velocities."""
+    net = randomize_(ViSAudioNet(tiny_cfg.replace(ear_attention=mode)).double()).eval()
+    clip, sync, pe = make_features(net.config, 2)
+    x = torch.randn(2, 2, tiny_cfg.latent_dim, tiny_cfg.latent_len(), dtype=torch.float64)
+    t = torch.tensor([0.1, 0.7], dtype=torch.float64)
+    mirrored = _mirror_ears(net)
+    with torch.no_grad():
+        v = net(x, t, net.prepare_conditions(clip, sync, pe))
+        v_m = mirrored(
+            x.flip(1), t, mirrored.prepare_conditions(clip, sync, flip_patches(pe, tiny_cfg.pe_grid))
+        )
+    torch.testing.assert_close(v_m, v.flip(1), rtol=1e-9, atol=1e-10)
