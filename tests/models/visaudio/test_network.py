@@ -223,8 +223,13 @@ def test_spatial_pooling_equals_materialised_formula(tiny_net):
         cond.config = got
         try:
             out = cond.spatial(pe, frames)
+            cond.pe_chunk_frames = 3  # uneven chunks give the same result
+            chunked = cond.spatial(pe, frames)
         finally:
             cond.config = cfg
+            del cond.pe_chunk_frames
+    assert frames > 3
+    torch.testing.assert_close(chunked, out, rtol=0, atol=1e-13)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
     assert ref.abs().max() > 1e-3 and (ref[:, 0] - ref[:, 1]).abs().max() > 1e-3  # the ears differ
 

@@ -20,8 +20,8 @@ Per ear ``b`` and latent frame ``n`` (reference/mmaudio.md §10)::
   identity and the left/right layout enter only through ``E_b``: mirroring the image together with
   ``E_l``/``E_r`` maps one ear's conditioning onto the other's exactly. The pooling is computed in the
   patch-feature space (LayerNorm statistics of ``PE + E_b`` from those of ``PE`` and ``E_b``, the key
-  projection folded into the query, the value projection applied after pooling), so neither the per-ear
-  ``[B, 2, T, P, Dp]`` tokens nor per-patch keys/values are ever materialised;
+  projection folded into the query, the value projection applied after pooling, a few frames at a
+  time), so neither the per-ear ``[B, 2, T, P, Dp]`` tokens nor per-patch keys/values are materialised;
 - learnable null features (CLIP, sync, PE) replace dropped conditions for classifier-free guidance.
 """
 
@@ -167,6 +167,9 @@ class SpacetimeConditioning(nn.Module):
         config: the network config (widths, rates, patch grid).
     """
 
+    #: Perception Encoder frames pooled at a time (bounds the temporaries; the result does not depend on it).
+    pe_chunk_frames: int = 8
+
     def __init__(self, config: ViSAudioConfig) -> None:
         super().__init__()
         self.config = config
@@ -236,6 +239,16 @@ class SpacetimeConditioning(nn.Module):
                 f"pe patch tokens: got {patches} per frame, config pe_grid {self.config.pe_grid} needs "
                 f"{self.config.pe_tokens}; set pe_grid to the encoder's patch grid"
             )
+        # Frames are independent: chunking bounds every temporary to a few frames' worth.
+        step = self.pe_chunk_frames
+        pooled = torch.cat([self._pool_frames(pe[:, i : i + step]) for i in range(0, frames, step)], dim=2)
+        frame_times = (torch.arange(frames, dtype=torch.float64) + 0.5) / self.config.pe_fps
+        latent_times = (torch.arange(latent_len, dtype=torch.float64) + 0.5) / self.config.latent_rate
+        up = linear_time_matrix(frame_times, latent_times).to(pooled)
+        return torch.einsum("nt,betd->bend", up, pooled)
+
+    def _pool_frames(self, pe: Tensor) -> Tensor:
+        """Attention-pooled, projected spatial vectors ``[B, 2, t, D]`` of frames ``pe [B, t, P, Dp]``."""
         heads, d = self.config.num_heads, self.config.hidden_dim
         ln, dt = self.pe_norm, pe.dtype
         g, beta = ln.weight.to(dt), ln.bias.to(dt)
@@ -243,26 +256,22 @@ class SpacetimeConditioning(nn.Module):
         pc = pe - pe.mean(-1, keepdim=True)  # centred patch features, shared by both ears
         ec = ear - ear.mean(-1, keepdim=True)
         var = (
-            pc.pow(2).mean(-1)[:, None]  # [B, 1, T, P]
+            pc.pow(2).mean(-1)[:, None]  # [B, 1, t, P]
             + ec.pow(2).mean(-1)[None, :, None]  # [1, 2, 1, P]
             + 2 * torch.einsum("btpc,epc->betp", pc, ec) / pe.shape[-1]
         )
-        inv_sigma = torch.rsqrt(var + ln.eps)  # [B, 2, T, P]
+        inv_sigma = torch.rsqrt(var + ln.eps)  # [B, 2, t, P]
         # key_h . q_h = LN(x) . (W_k,h^T q_h) + const: fold the query into the key weights, [Dp, H].
         wk = self.pe_key.weight.to(dt).unflatten(0, (heads, -1))  # [H, Dh, Dp]
         a = torch.einsum("hdc,hd->ch", wk, self.pe_query.to(dt).unflatten(-1, (heads, -1))) * g[:, None]
-        logits = (pc @ a)[:, None] + (ec @ a)[None, :, None]  # [B, 2, T, P, H]
+        logits = (pc @ a)[:, None] + (ec @ a)[None, :, None]  # [B, 2, t, P, H]
         weights = torch.softmax(logits * inv_sigma[..., None] / math.sqrt(d // heads), dim=-2)
         wn = weights * inv_sigma[..., None]  # weights on the un-normalised (centred) tokens
         pooled = torch.einsum("betph,btpc->bethc", wn, pc) + torch.einsum("betph,epc->bethc", wn, ec)
-        pooled = pooled * g + beta  # sum_p w_p LN(x_p), [B, 2, T, H, Dp] (weights sum to 1)
+        pooled = pooled * g + beta  # sum_p w_p LN(x_p), [B, 2, t, H, Dp] (weights sum to 1)
         wv = self.pe_value.weight.to(dt).unflatten(0, (heads, -1))  # [H, Dh, Dp]
         values = torch.einsum("bethc,hdc->bethd", pooled, wv).flatten(-2) + self.pe_value.bias.to(dt)
-        pooled = self.pe_out(values)  # [B, 2, T, D]
-        frame_times = (torch.arange(frames, dtype=torch.float64) + 0.5) / self.config.pe_fps
-        latent_times = (torch.arange(latent_len, dtype=torch.float64) + 0.5) / self.config.latent_rate
-        up = linear_time_matrix(frame_times, latent_times).to(pooled)
-        return torch.einsum("nt,betd->bend", up, pooled)
+        return self.pe_out(values)
 
     def text_tokens(self, text: Tensor | None, batch: int, drop: Tensor | None) -> Tensor:
         """Projected text tokens ``[B, L, D]``; None or dropped samples use the empty-prompt features."""
