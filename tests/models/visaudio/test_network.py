@@ -189,10 +189,12 @@ def test_parameter_counts_of_published_sizes():
     per_branch = sum(p.numel() for p in s.branches[0].parameters())
     joint = sum(p.numel() for p in s.joint_blocks.parameters())
     assert len(s.joint_blocks) == 4 and len(s.branches[1].blocks) == 8
-    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M including the text stream, plus one logit
-    # offset per head and joint block (joint_offset)
+    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M including the text stream; joint_offset adds
+    # one logit offset per head and joint block
     assert 60.9e6 < per_branch < 61.2e6 and 66.1e6 < joint < 66.3e6
-    assert sum(b.audio_logit.numel() for b in s.joint_blocks) == 4 * 7
+    with torch.device("meta"):
+        offset = ViSAudioNet(visaudio_config("S_16k", ear_attention="joint_offset"))
+    assert sum(p.numel() for p in offset.parameters()) - sum(p.numel() for p in s.parameters()) == 4 * 7
 
 
 def _spatial_materialised(cond, pe):

@@ -49,7 +49,9 @@ class ViSAudioConfig:
             offset on the audio keys, starting at ``-log 2`` so that with L = R every audio time step
             weighs as one key, as in MMAudio (exact MMAudio init); ``"per_ear"``: each ear attends over
             ``[ear; visual; text]`` with the visual and text streams run once per ear (exact, no L<->R
-            attention).
+            attention). Default ``"joint"``: the cheapest on CPU, where SDPA with the offset's additive
+            mask leaves the fused kernel (bench/bench_visaudio.py ``--mmaudio``); an MMAudio init should
+            use ``"joint_offset"`` (set by ``config_from_mmaudio``) or ``"per_ear"``.
         final_cond: condition of the output layer: ``"local"`` per-ear, per-token (MMAudio bug #55
             fixed) or ``"global"`` (timestep + semantic vector only, as MMAudio's released weights).
         latent_rate: audio latent frames per second.
@@ -80,7 +82,7 @@ class ViSAudioConfig:
     pe_fps: float = 8.0
     text_dim: int = 1024
     text_len: int = 77
-    ear_attention: str = "joint_offset"
+    ear_attention: str = "joint"
     final_cond: str = "local"
     latent_rate: float = 31.25
     rope_theta: float = 10000.0
