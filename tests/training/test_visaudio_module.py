@@ -86,6 +86,41 @@ def test_cfg_dropout_rates():
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0])
+def test_text_features_are_dropped_independently(batch, p):
+    """Prompt features in the batch reach the network; cfg_dropout drops them (own draw, as MMAudio)."""
+    m = randomize_output_(module(cfg_dropout=p)).train()
+    cfg = m.network.config
+    b = len(m.batch_latents(batch))
+    text = torch.randn(b, cfg.text_len, cfg.text_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        m.network.conditioning.text_proj.weight.normal_()  # the prompt must move the conditions
+    torch.manual_seed(7)
+    loss, _ = m.compute_loss({**batch, "text_features": text})
+    x1, feats = m.batch_latents(batch), m.batch_features(batch)
+    torch.manual_seed(7)
+    torch.rand(2, b)  # video dropout draw
+    drop = torch.rand(b) < p  # text dropout draw
+    assert bool(drop.all()) is bool(p)
+    cond = m.network.prepare_conditions(
+        feats["clip"],
+        feats["sync"],
+        feats["pe"],
+        latent_len=x1.shape[-1],
+        drop=drop,
+        text=text,
+        drop_text=drop,
+    )
+    torch.testing.assert_close(loss, flow_matching_loss(m.network, x1, cond)[0], rtol=1e-6, atol=0)
+    plain = m.network.prepare_conditions(
+        feats["clip"], feats["sync"], feats["pe"], latent_len=x1.shape[-1], drop=drop
+    )
+    torch.manual_seed(7)
+    torch.rand(2, b), torch.rand(b)  # the same draws as the module's
+    no_text = flow_matching_loss(m.network, x1, plain)[0]
+    assert (abs(float(no_text) - float(loss)) < 1e-6) is bool(p)  # dropped text = no prompt
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
 def test_dropout_replaces_conditions_in_the_loss(batch, p):
     """cfg_dropout = 1 trains on the null conditions, 0 on the video; same noise/t as a by-hand reference."""
     m = randomize_output_(module(cfg_dropout=p, ear_weights=(2.0, 0.5))).train()

@@ -6,6 +6,8 @@
 
 Registered: ``clip_vit_b32`` (ViSAGe), ``clip_vit_h14_384`` (MMAudio), ``pe_spatial*`` (Perception
 Encoder spatial), ``synchformer`` (MMAudio sync features), ``tiny`` (tests / CPU demo).
+Text prompts have their own registry (``spatialgen.encoders.text``: ``clip_text_h14_384``, MMAudio's
+CLIP text tower, and ``clip_text_tiny``).
 """
 
 from spatialgen.encoders import synchformer as _synchformer  # noqa: F401  (registers)

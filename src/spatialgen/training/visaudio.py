@@ -12,7 +12,9 @@ What one training step does (flow matching as in MMAudio, Cheng et al. CVPR 2025
    the frozen encoders run on ``video`` (resampled by nearest frame to each encoder's rate).
 3. **CFG dropout.** With probability ``cfg_dropout`` a sample's video conditions (CLIP, sync, PE
    together) are replaced by the learnable null features; ``spatial_dropout`` additionally drops the
-   spatial (PE) condition alone.
+   spatial (PE) condition alone. Batches with prompt features (``text_features`` ``[B, L, text_dim]``,
+   MMAudio's CLIP text tokens) drop the text independently with the same probability (MMAudio's
+   ``runner.py``), replacing it by the network's empty-prompt features; batches without use those.
 4. **Loss**: per-ear flow-matching MSE with one logit-normal ``t`` per sample and independent noise,
    summed with ``ear_weights``; ``train/loss_left`` and ``train/loss_right`` are logged.
 
@@ -257,14 +259,19 @@ class ViSAudioModule(SpatialAudioModule):
                         f"cached {name!r} features are at {fps[name]} fps; the model needs {want}"
                     )
                 out[role] = source[name]
-            return out
+            return self._with_text(batch, out)
         if "video" not in batch:
             raise ValueError("ViSAudio batches need 'video' (raw source) or cached 'features'")
         video, fps = batch["video"], float(batch["video_fps"])
         seconds = video.shape[1] / fps
         frames = {name: resample_frames(video, fps, rate) for name, rate in pipe.frame_rates.items()}
         with torch.no_grad():
-            return pipe.encode_video(frames, seconds)
+            return self._with_text(batch, pipe.encode_video(frames, seconds))
+
+    @staticmethod
+    def _with_text(batch: Mapping[str, Any], feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Add the batch's prompt features (``text_features``), if any, as role ``text``."""
+        return {**feats, "text": batch["text_features"]} if "text_features" in batch else feats
 
     def cfg_masks(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Per-sample CFG dropout masks ``(drop_all, drop_spatial)``."""
@@ -278,7 +285,12 @@ class ViSAudioModule(SpatialAudioModule):
     def _loss(self, x1: Tensor, feats: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """:meth:`compute_loss` from latents ``x1`` and role features already taken from the batch."""
         drop, drop_spatial = self.cfg_masks(x1.shape[0]) if self.training else (None, None)
-        cond = self.pipeline.conditions(feats, x1.shape[-1], drop=drop, drop_spatial=drop_spatial)
+        drop_text = None
+        if self.training and "text" in feats:  # independent of the video dropout, as MMAudio
+            drop_text = torch.rand(x1.shape[0], device=self.device) < self.cfg_dropout
+        cond = self.pipeline.conditions(
+            feats, x1.shape[-1], drop=drop, drop_spatial=drop_spatial, drop_text=drop_text
+        )
         loss, per_ear = flow_matching_loss(
             self.network,
             x1,

@@ -12,13 +12,14 @@ D, H, LAT, CLIP, SYNC, TEXT, NTXT, JOINT, FUSED = 128, 2, 8, 16, 16, 16, 5, 2, 1
 HID = 512  # SwiGLU width: int(2 * 4 * 128 / 3) = 341 rounded up to a multiple of 256
 
 
-def official_state(seed=0):
-    """Random MMAudio v1 network state dict (key names and shapes of the released checkpoints)."""
+def official_state(seed=0, v2=False, scale=0.3):
+    """Random MMAudio network state dict (key names and shapes of the released v1 or v2 checkpoints);
+    every tensor is random, including those MMAudio initialises to constants (biases, norms, nulls)."""
     gen = torch.Generator().manual_seed(seed)
     sd = {}
 
     def put(key, *shape):
-        sd[key] = 0.3 * torch.randn(*shape, generator=gen, dtype=torch.float64)
+        sd[key] = scale * torch.randn(*shape, generator=gen, dtype=torch.float64)
 
     def swiglu(prefix, k):
         ks = (k,) if k > 1 else ()
@@ -42,15 +43,16 @@ def official_state(seed=0):
     put("audio_input_proj.0.weight", D, LAT, 7)
     put("audio_input_proj.0.bias", D)
     swiglu("audio_input_proj.2", 7)
+    mlp = 2 if v2 else 1  # v2 inserts a SiLU after the clip/text Linear
     put("clip_input_proj.0.weight", D, CLIP)
     put("clip_input_proj.0.bias", D)
-    swiglu("clip_input_proj.1", 3)
+    swiglu(f"clip_input_proj.{mlp}", 3)
     put("sync_input_proj.0.weight", D, SYNC, 7)
     put("sync_input_proj.0.bias", D)
     swiglu("sync_input_proj.2", 3)
     put("text_input_proj.0.weight", D, TEXT)
     put("text_input_proj.0.bias", D)
-    swiglu("text_input_proj.1", 1)
+    swiglu(f"text_input_proj.{mlp}", 1)
     for name in ("clip_cond_proj", "text_cond_proj"):
         put(f"{name}.weight", D, D)
         put(f"{name}.bias", D)
@@ -60,7 +62,7 @@ def official_state(seed=0):
     put("final_layer.adaLN_modulation.1.bias", 2 * D)
     put("final_layer.conv.weight", LAT, D, 7)
     put("final_layer.conv.bias", LAT)
-    put("t_embed.mlp.0.weight", D, 256)
+    put("t_embed.mlp.0.weight", D, D if v2 else 256)
     put("t_embed.mlp.0.bias", D)
     put("t_embed.mlp.2.weight", D, D)
     put("t_embed.mlp.2.bias", D)
@@ -126,6 +128,8 @@ def stream_pre(sd, p, x, c, pos):
     )  # (h d j)
     q, k, v = (qkv[..., j].transpose(1, 0, 2) for j in range(3))
     q, k = rms(q, sd[f"{p}.attn.q_norm.weight"]), rms(k, sd[f"{p}.attn.k_norm.weight"])
+    if pos is None:  # MMAudio's text stream has no RoPE
+        return (q, k, v), mods[2:]
     return (rope_ref(q, pos), rope_ref(k, pos), v), mods[2:]
 
 
@@ -137,25 +141,35 @@ def stream_post(sd, p, x, out, mods):
     return x + swiglu_ref(sd, f"{p}.ffn", layer_norm(x) * (1 + scale) + shift) * gate2
 
 
-def attend(parts):
+def attend(parts, key_bias=None):
+    """Softmax attention over the concatenated token axes of ``parts``; ``key_bias [H, K]`` is added to
+    the logits of every query."""
     q, k, v = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
     s = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+    if key_bias is not None:
+        s = s + key_bias[:, None, :]
     w = np.exp(s - s.max(-1, keepdims=True))
     out = (w / w.sum(-1, keepdims=True)) @ v
     return out.transpose(1, 0, 2).reshape(q.shape[1], -1)
 
 
-def joint_ref(sd, i, left, right, visual, c_l, c_r, c_v, pos_a, pos_v):
+def joint_ref(sd, i, left, right, visual, text, c_l, c_r, c_v, pos_a, pos_v, audio_offset):
+    """ViSAudio's joint block: ``[left; right; visual; text]`` in one attention, ``audio_offset [H]``
+    added to the logits of the audio keys."""
     p = f"joint_blocks.{i}"
     ql, ml = stream_pre(sd, f"{p}.latent_block", left, c_l, pos_a)
     qr, mr = stream_pre(sd, f"{p}.latent_block", right, c_r, pos_a)
     qv, mv = stream_pre(sd, f"{p}.clip_block", visual, c_v, pos_v)
-    out = attend([ql, qr, qv])
-    n = len(left)
+    qt, mt = stream_pre(sd, f"{p}.text_block", text, c_v, None)
+    n, m = len(left), len(visual)
+    bias = np.zeros((H, 2 * n + m + len(text)))
+    bias[:, : 2 * n] = audio_offset[:, None]
+    out = attend([ql, qr, qv, qt], bias)
     return (
         stream_post(sd, f"{p}.latent_block", left, out[:n], ml),
         stream_post(sd, f"{p}.latent_block", right, out[n : 2 * n], mr),
-        stream_post(sd, f"{p}.clip_block", visual, out[2 * n :], mv),
+        stream_post(sd, f"{p}.clip_block", visual, out[2 * n : 2 * n + m], mv),
+        stream_post(sd, f"{p}.text_block", text, out[2 * n + m :], mt),
     )
 
 
@@ -186,19 +200,22 @@ def test_config_inferred_from_state(converted):
         256,
         "index",
     )
+    assert (c.text_dim, c.text_len, c.ear_attention, c.final_cond) == (TEXT, NTXT, "joint_offset", "global")
 
 
 def test_every_shared_key_is_mapped(converted):
     sd, net, report = converted
     new = {"ear_embed", "pe_norm", "pe_key", "pe_value", "pe_query", "pe_out", "empty_pe"}
-    missing_parts = {k.split(".")[1] for k in report.missing}
-    assert all(k.startswith("conditioning.") for k in report.missing) and missing_parts == new
-    assert set(report.skipped) == {k for k in sd if ".text_block." in k}
-    assert set(report.folded) == {
-        k for k in sd if k.startswith(("text_input_proj", "text_cond_proj", "empty_string"))
-    }
-    mapped_src = {s for s, _ in report.mapped}
-    assert mapped_src | set(report.skipped) | set(report.folded) == set(sd)
+    offsets = {f"joint_blocks.{i}.audio_logit" for i in range(JOINT)}
+    cond_missing = set(report.missing) - offsets
+    assert offsets <= set(report.missing) and all(k.startswith("conditioning.") for k in cond_missing)
+    assert {k.split(".")[1] for k in cond_missing} == new
+    assert not report.skipped and not report.folded
+    assert {s for s, _ in report.mapped} == set(sd)  # text stream included
+    torch.testing.assert_close(net.conditioning.empty_text, sd["empty_string_feat"])
+    torch.testing.assert_close(
+        net.joint_blocks[0].audio_logit, torch.full((H,), -np.log(2.0), dtype=torch.float64)
+    )
     # fused blocks and the final layer fill both ears' branches
     for b in (0, 1):
         torch.testing.assert_close(net.branches[b].final.conv.weight, sd["final_layer.conv.weight"])
@@ -206,8 +223,15 @@ def test_every_shared_key_is_mapped(converted):
     assert "text" in report.summary() or "skipped" in report.summary()
 
 
-def test_empty_text_folded_into_global_bias(converted):
-    sd, net, _ = converted
+def test_empty_text_folded_into_global_bias():
+    """Without a text stream (text_len=0) the empty prompt's global effect is folded into global_bias."""
+    sd = official_state()
+    net = ViSAudioNet(config_from_mmaudio(sd, pe_dim=8, pe_grid=(2, 2), text_len=0)).double()
+    report = load_mmaudio_weights(net, sd)
+    assert set(report.skipped) == {k for k in sd if ".text_block." in k}
+    assert set(report.folded) == {
+        k for k in sd if k.startswith(("text_input_proj", "text_cond_proj", "empty_string"))
+    }
     s = {k: v.numpy() for k, v in sd.items()}
     x = s["empty_string_feat"] @ s["text_input_proj.0.weight"].T + s["text_input_proj.0.bias"]
     text_c = (
@@ -239,21 +263,31 @@ def test_joint_block_matches_reference(converted, block):
     n, m = 12, 5
     left, right, c_l, c_r = (rng.standard_normal((n, D)) for _ in range(4))
     visual, c_v = rng.standard_normal((m, D)), rng.standard_normal((1, D))
-    pos_a, pos_v = (p.numpy() for p in net.rope_positions(n, m))
-    ref_l, ref_r, ref_v = joint_ref(s, block, left, right, visual, c_l, c_r, c_v, pos_a, pos_v)
+    text = rng.standard_normal((NTXT, D))
+    pos_a, pos_v = np.arange(n, dtype=float), np.arange(m) * n / m
+    offset = rng.standard_normal(H)  # a trained offset, not only its -log 2 start
+    with torch.no_grad():
+        net.joint_blocks[block].audio_logit.copy_(torch.from_numpy(offset))
+    ref_l, ref_r, ref_v, ref_t = joint_ref(
+        s, block, left, right, visual, text, c_l, c_r, c_v, pos_a, pos_v, offset
+    )
     t = torch.from_numpy
     with torch.no_grad():
-        audio, vis = net.joint_blocks[block](
+        audio, vis, txt = net.joint_blocks[block](
             t(np.stack([left, right]))[None],
             t(visual)[None],
             t(np.stack([c_l, c_r]))[None],
             t(c_v)[None],
             rope_angles(t(pos_a), D // H),
             rope_angles(t(pos_v), D // H),
+            t(text)[None],
         )
+        net.joint_blocks[block].audio_logit.fill_(-np.log(2.0))
     np.testing.assert_allclose(audio[0, 0].numpy(), ref_l, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(audio[0, 1].numpy(), ref_r, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(vis[0].numpy(), ref_v, rtol=1e-9, atol=1e-9)
+    if block < JOINT - 1:  # the last block's visual/text streams are pre-only (returned unchanged)
+        np.testing.assert_allclose(vis[0].numpy(), ref_v, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(txt[0].numpy(), ref_t, rtol=1e-9, atol=1e-9)
 
 
 def test_branch_block_matches_reference(converted):
@@ -272,6 +306,16 @@ def test_branch_block_matches_reference(converted):
                 rope_angles(torch.from_numpy(pos), D // H),
             )
             np.testing.assert_allclose(got[0].numpy(), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_report_names_what_breaks_exactness(converted):
+    _, _, report = converted
+    assert report.inexact == [] and "MMAudio-exact" in report.summary()
+    sd = official_state()
+    cfg = config_from_mmaudio(sd, pe_dim=8, pe_grid=(2, 2), final_cond="local", sync_align="time")
+    report = load_mmaudio_weights(ViSAudioNet(cfg).double(), sd)
+    assert [r.split(" ")[0] for r in report.inexact] == ["final_cond='local'", "sync_align='time'"]
+    assert "not MMAudio-exact: final_cond='local'" in report.summary()
 
 
 def test_not_an_mmaudio_state():

@@ -112,6 +112,42 @@ def test_batched_cfg_equals_separate_passes(tiny_net):
     assert (tiny_net(x, t, cond) - tiny_net(x, t, uncond)).abs().max() > 1e-3  # the null condition matters
 
 
+@pytest.mark.parametrize("w", [0.0, 0.5, 1.0])
+def test_guidance_off_below_one_as_mmaudio(tiny_net, w):
+    """MMAudio's ode_wrapper returns the conditional flow for cfg_strength < 1 (no blend to the null)."""
+    cond, uncond = _conditions(tiny_net)
+    x = torch.randn(2, 2, tiny_net.config.latent_dim, cond.latent_len, dtype=torch.float64)
+    t = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(
+        cfg_velocity(tiny_net, cond, uncond, w)(x, t), tiny_net(x, t, cond), rtol=0, atol=0
+    )
+    a = generate(tiny_net, cond, uncond=uncond, cfg_scale=w, steps=2, seed=1)
+    torch.testing.assert_close(a, generate(tiny_net, cond, uncond=None, steps=2, seed=1), rtol=0, atol=0)
+
+
+def test_prompt_text_is_dropped_in_the_null_pass(tiny_net):
+    """CFG drops text as MMAudio does: the null conditions use the empty-prompt features."""
+    cfg = tiny_net.config
+    clip, sync, pe = make_features(cfg, 2)
+    text = torch.randn(2, cfg.text_len, cfg.text_dim, dtype=torch.float64)
+    drop = torch.ones(2, dtype=torch.bool)
+    with torch.no_grad():
+        tiny_net.conditioning.empty_text.normal_()
+    null = tiny_net.prepare_conditions(clip, sync, pe, text=text, drop=drop, drop_text=drop)
+    no_prompt = tiny_net.prepare_conditions(clip, sync, pe, drop=drop)
+    for a, b in zip(null.tensors(), no_prompt.tensors(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    prompt = tiny_net.prepare_conditions(clip, sync, pe, text=text)
+    assert (prompt.text - tiny_net.prepare_conditions(clip, sync, pe).text).abs().max() > 1e-3
+    # per-sample text dropout replaces only the dropped sample's prompt
+    half = tiny_net.prepare_conditions(clip, sync, pe, text=text, drop_text=torch.tensor([True, False]))
+    torch.testing.assert_close(
+        half.text[0], no_prompt_text := tiny_net.prepare_conditions(clip, sync, pe).text[0]
+    )
+    torch.testing.assert_close(half.text[1], prompt.text[1])
+    assert no_prompt_text.shape == (cfg.text_len, cfg.hidden_dim)
+
+
 def test_generate_is_seeded_and_matches_manual_euler(tiny_net):
     cond, uncond = _conditions(tiny_net)
     a = generate(tiny_net, cond, uncond=uncond, steps=2, seed=11, denormalize=False)

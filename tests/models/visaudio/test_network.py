@@ -65,10 +65,12 @@ def test_left_right_share_positions_in_joint_block(tiny_net):
     pos_a, pos_v = tiny_net.rope_positions(n, m)
     ang_a, ang_v = rope_angles(pos_a, cfg.head_dim), rope_angles(pos_v, cfg.head_dim)
     block = tiny_net.joint_blocks[0]
-    out_a, out_v = block(audio, visual, c, vc, ang_a, ang_v)
-    sw_a, sw_v = block(audio.flip(1), visual, c.flip(1), vc, ang_a, ang_v)
+    text = torch.randn(2, cfg.text_len, d, generator=gen, dtype=torch.float64)
+    out_a, out_v, out_t = block(audio, visual, c, vc, ang_a, ang_v, text)
+    sw_a, sw_v, sw_t = block(audio.flip(1), visual, c.flip(1), vc, ang_a, ang_v, text)
     torch.testing.assert_close(sw_a, out_a.flip(1), rtol=0, atol=1e-12)
     torch.testing.assert_close(sw_v, out_v, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sw_t, out_t, rtol=0, atol=1e-12)
     shifted = rope_angles(torch.cat((pos_a, pos_a + n)), cfg.head_dim)
     # control: the same check with the right ear at positions N..2N-1 breaks the symmetry
     qkv_l = block.audio.pre_attention(audio[:, 0], c[:, 0], shifted[:n])[0][0]
@@ -187,5 +189,89 @@ def test_parameter_counts_of_published_sizes():
     per_branch = sum(p.numel() for p in s.branches[0].parameters())
     joint = sum(p.numel() for p in s.joint_blocks.parameters())
     assert len(s.joint_blocks) == 4 and len(s.branches[1].blocks) == 8
-    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M of which ~12.2M is the text stream ViSAudio drops
-    assert 60.9e6 < per_branch < 61.2e6 and 53.5e6 < joint < 54.5e6
+    # MMAudio S: fused 60.6M + final 0.47M; joint 66.2M including the text stream; joint_offset adds
+    # one logit offset per head and joint block
+    assert 60.9e6 < per_branch < 61.2e6 and 66.1e6 < joint < 66.3e6
+    with torch.device("meta"):
+        offset = ViSAudioNet(visaudio_config("S_16k", ear_attention="joint_offset"))
+    assert sum(p.numel() for p in offset.parameters()) - sum(p.numel() for p in s.parameters()) == 4 * 7
+
+
+def _spatial_materialised(cond, pe):
+    """The spatial pooling as written in the formulas: per-ear tokens ``LN(PE + E_b)`` [B, 2, T, P, Dp],
+    per-patch keys and values, softmax over patches, output projection (before the time resampling)."""
+    cfg = cond.config
+    h = cfg.num_heads
+    tokens = torch.nn.functional.layer_norm(
+        pe[:, None] + cond.ear_embed[None, :, None], (cfg.pe_dim,), cond.pe_norm.weight, cond.pe_norm.bias
+    )
+    keys = (tokens @ cond.pe_key.weight.T + cond.pe_key.bias).unflatten(-1, (h, -1))
+    values = (tokens @ cond.pe_value.weight.T + cond.pe_value.bias).unflatten(-1, (h, -1))
+    q = cond.pe_query.unflatten(-1, (h, -1))
+    w = torch.softmax((keys * q).sum(-1) / (cfg.head_dim**0.5), dim=-2)
+    return cond.pe_out((w[..., None] * values).sum(-3).flatten(-2))
+
+
+def test_spatial_pooling_equals_materialised_formula(tiny_net):
+    """The memory-lean spatial path (no per-ear patch tensor) equals the direct formula, per frame."""
+    cfg = tiny_net.config
+    pe = make_features(cfg, 2)[2] * 3 + 0.5  # offset and scale: the LayerNorm statistics matter
+    cond = tiny_net.conditioning
+    frames = pe.shape[1]
+    with torch.no_grad():
+        ref = _spatial_materialised(cond, pe)  # [B, 2, T, D]
+        # latent frames placed exactly at the PE frame centres read the pooled frames unchanged
+        got = cond.config.replace(latent_rate=cfg.pe_fps)
+        cond.config = got
+        try:
+            out = cond.spatial(pe, frames)
+            cond.pe_chunk_frames = 3  # uneven chunks give the same result
+            chunked = cond.spatial(pe, frames)
+        finally:
+            cond.config = cfg
+            del cond.pe_chunk_frames
+    assert frames > 3
+    torch.testing.assert_close(chunked, out, rtol=0, atol=1e-13)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    assert ref.abs().max() > 1e-3 and (ref[:, 0] - ref[:, 1]).abs().max() > 1e-3  # the ears differ
+
+
+def test_text_and_mmaudio_option_errors(tiny_cfg):
+    for bad, match in (
+        ({"ear_attention": "both"}, "ear_attention must be one of"),
+        ({"final_cond": "token"}, "final_cond must be one of"),
+        ({"text_len": -1}, "text_len must be >= 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            tiny_cfg.replace(**bad)
+    net = ViSAudioNet(tiny_cfg.replace(text_len=0))
+    with pytest.raises(ValueError, match="no text stream"):
+        net.prepare_conditions(None, None, None, batch_size=1, text=torch.zeros(1, 4, 16))
+    net = ViSAudioNet(tiny_cfg)
+    with pytest.raises(ValueError, match="feature width 8 does not match"):
+        net.prepare_conditions(None, None, None, text=torch.zeros(1, 4, 8))
+    with pytest.raises(ValueError, match="dropping text needs equal lengths"):
+        net.prepare_conditions(
+            None, None, None, text=torch.zeros(1, 5, 16), drop_text=torch.ones(1, dtype=torch.bool)
+        )
+    cond = net.prepare_conditions(None, None, None, text=torch.zeros(1, 9, 16))  # any prompt length
+    assert cond.text.shape == (1, 9, tiny_cfg.hidden_dim)
+    with pytest.raises(ValueError, match="with and without a text stream"):
+        cond.cat(ViSAudioNet(tiny_cfg.replace(text_len=0)).prepare_conditions(None, None, None, batch_size=1))
+
+
+@pytest.mark.parametrize("mode", ["joint", "joint_offset", "per_ear"])
+def test_ear_attention_modes_keep_ear_swap_equivariance(tiny_cfg, mode):
+    """Every ear_attention mode treats the ears symmetrically: swapping the ear latents and the ear
+    parameters (embeddings mirrored, branches swapped) swaps the velocities."""
+    net = randomize_(ViSAudioNet(tiny_cfg.replace(ear_attention=mode)).double()).eval()
+    clip, sync, pe = make_features(net.config, 2)
+    x = torch.randn(2, 2, tiny_cfg.latent_dim, tiny_cfg.latent_len(), dtype=torch.float64)
+    t = torch.tensor([0.1, 0.7], dtype=torch.float64)
+    mirrored = _mirror_ears(net)
+    with torch.no_grad():
+        v = net(x, t, net.prepare_conditions(clip, sync, pe))
+        v_m = mirrored(
+            x.flip(1), t, mirrored.prepare_conditions(clip, sync, flip_patches(pe, tiny_cfg.pe_grid))
+        )
+    torch.testing.assert_close(v_m, v.flip(1), rtol=1e-9, atol=1e-10)

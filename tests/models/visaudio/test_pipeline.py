@@ -127,3 +127,35 @@ def test_resample_frames_nearest_time():
     assert resample_frames(video, 25.0, 25.0) is video
     with pytest.raises(ValueError, match="too few"):
         resample_frames(video[:, :1], 25.0, 8.0)
+
+
+def test_prompt_conditions_generation_and_is_dropped_in_the_null_pass(pipe, monkeypatch):
+    """generate(prompt=...) encodes the prompt with the text encoder; "" / None is the empty prompt; the
+    CFG null pass gets the prompt with drop_text set (the network then uses its empty-prompt features,
+    tests/models/visaudio/test_flow.py); a network without a text stream refuses a prompt in one line."""
+    from spatialgen.encoders import text as text_mod
+
+    cfg = pipe.network.config
+    tower = text_mod.create_text_encoder("clip_text_tiny", pretrained=False, context_length=cfg.text_len)
+    monkeypatch.setitem(text_mod._CACHE, "clip_text_h14_384", tower.to(torch.float32))
+    kw = {"seed": 7, "steps": 1, "cfg_scale": 3.0}
+    none = pipe.generate(frames(), **kw)
+    torch.testing.assert_close(pipe.generate(frames(), prompt="", **kw), none, rtol=0, atol=0)
+    calls = []
+    original = pipe.network.prepare_conditions
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.network, "prepare_conditions", spy)
+    dog = pipe.generate(frames(), prompt=["a dog barks", "rain"], **kw)
+    assert (dog - none).abs().max() > 1e-4
+    (c, u) = calls
+    torch.testing.assert_close(c["text"], tower(["a dog barks", "rain"]))
+    assert c["drop_text"] is None and u["drop_text"].all() and u["drop"].all()
+    with pytest.raises(ValueError, match="2 prompts for a batch of 1"):
+        pipe.encode_text(["a", "b"], 1)
+    monkeypatch.setattr(pipe.network.config, "text_len", 0)
+    with pytest.raises(ValueError, match="no text stream"):
+        pipe.generate(frames(), prompt="a dog", **kw)

@@ -2,17 +2,26 @@
 
 Per ear ``b`` and latent frame ``n`` (reference/mmaudio.md §10)::
 
-    c_b[n] = t_emb(t) + MLP(mean_clip + bias) + Up_sync(P_sync(sync + pos))[n] + Up_pe(Pool(PE + E_b))[n]
+    c_b[n] = t_emb(t) + MLP(P_c(mean clip) + P_t(mean text)) + Up_sync(P_sync(sync + pos))[n]
+             + Up_pe(Pool(PE + E_b))[n]
 
 - semantic: CLIP frames projected to the width (they are also the visual tokens of the joint
   attention) and mean-pooled into the global vector;
+- text: CLIP text-token features (MMAudio: all 77 hidden states of the DFN5B text tower) projected to
+  the width, a stream of the joint attention and mean-pooled into the global vector like the CLIP
+  frames; without a prompt the frozen empty-prompt features ``empty_text`` stand in (MMAudio's
+  ``empty_string_feat``). With ``text_len = 0`` there is no text stream and a learnable
+  ``global_bias`` takes its place in the global vector;
 - sync: Synchformer tokens projected as in MMAudio, then resampled to the latent frames by a fixed
   matrix. ``sync_align="time"`` maps every token to its true tubelet (overlapping segments jump back in
   time, reference §1.4), averages the tokens that saw the same frames and interpolates linearly in time;
 - spatial: Perception Encoder patch tokens plus a learnable per-ear, per-patch embedding ``E_b``,
   attention-pooled over the patch grid with a shared query. The pooling ignores patch order, so the ear
   identity and the left/right layout enter only through ``E_b``: mirroring the image together with
-  ``E_l``/``E_r`` maps one ear's conditioning onto the other's exactly;
+  ``E_l``/``E_r`` maps one ear's conditioning onto the other's exactly. The pooling is computed in the
+  patch-feature space (LayerNorm statistics of ``PE + E_b`` from those of ``PE`` and ``E_b``, the key
+  projection folded into the query, the value projection applied after pooling, a few frames at a
+  time), so neither the per-ear ``[B, 2, T, P, Dp]`` tokens nor per-patch keys/values are materialised;
 - learnable null features (CLIP, sync, PE) replace dropped conditions for classifier-free guidance.
 """
 
@@ -45,11 +54,13 @@ class Conditions:
         visual: ``[B, M, D]`` projected CLIP tokens (visual stream of the joint blocks).
         global_c: ``[B, D]`` global (semantic) conditioning, without the timestep.
         local_c: ``[B, 2, N, D]`` per-ear, per-latent-frame conditioning (sync + spatial).
+        text: ``[B, L, D]`` projected text tokens (text stream of the joint blocks), None without one.
     """
 
     visual: Tensor
     global_c: Tensor
     local_c: Tensor
+    text: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -63,11 +74,14 @@ class Conditions:
 
     def cat(self, other: Conditions) -> Conditions:
         """Batch-concatenate (e.g. conditional + unconditional for one CFG forward)."""
+        if (self.text is None) != (other.text is None):
+            raise ValueError("cannot concatenate conditions with and without a text stream")
         return Conditions(*(torch.cat((a, b)) for a, b in zip(self.tensors(), other.tensors(), strict=True)))
 
-    def tensors(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``(visual, global_c, local_c)``."""
-        return self.visual, self.global_c, self.local_c
+    def tensors(self) -> tuple[Tensor, ...]:
+        """``(visual, global_c, local_c)`` and ``text`` when there is a text stream."""
+        base = (self.visual, self.global_c, self.local_c)
+        return base if self.text is None else (*base, self.text)
 
 
 def flip_patches(patches: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -153,6 +167,9 @@ class SpacetimeConditioning(nn.Module):
         config: the network config (widths, rates, patch grid).
     """
 
+    #: Perception Encoder frames pooled at a time (bounds the temporaries; the result does not depend on it).
+    pe_chunk_frames: int = 8
+
     def __init__(self, config: ViSAudioConfig) -> None:
         super().__init__()
         self.config = config
@@ -166,8 +183,17 @@ class SpacetimeConditioning(nn.Module):
         self.sync_act = act()
         self.sync_mlp = SwiGLU(d, 4 * d, 3, k)
         self.clip_cond_proj = nn.Linear(d, d)
-        # Constant added to the pooled semantic vector (MMAudio's empty-text condition when converted).
-        self.global_bias = nn.Parameter(torch.zeros(d))
+        if config.text_len:
+            self.text_proj = nn.Linear(config.text_dim, d)
+            self.text_act = nn.SiLU() if config.input_act == "silu" else nn.Identity()
+            self.text_mlp = SwiGLU(d, 4 * d, 1, k)
+            self.text_cond_proj = nn.Linear(d, d)
+            # Frozen empty-prompt features (MMAudio: the CLIP text tower's output for "", set on conversion
+            # or from the text encoder; zeros for a network trained from scratch without prompts).
+            self.register_buffer("empty_text", torch.zeros(config.text_len, config.text_dim))
+        else:
+            # Constant in the global vector in place of the text condition.
+            self.global_bias = nn.Parameter(torch.zeros(d))
         self.global_mlp = SwiGLU(d, 4 * d, 1, k)
         self.t_embed = TimestepEmbedding(d, config.time_freq_dim, config.time_max_period)
         # E_l = ear_embed[0], E_r = ear_embed[1]: one embedding per ear and patch position.
@@ -199,24 +225,69 @@ class SpacetimeConditioning(nn.Module):
         return torch.where(mask, empty.to(x.dtype), x)
 
     def spatial(self, pe: Tensor, latent_len: int) -> Tensor:
-        """Per-ear spatial conditioning ``[B, 2, latent_len, D]`` from patch tokens ``pe [B, T, P, Dp]``."""
+        """Per-ear spatial conditioning ``[B, 2, latent_len, D]`` from patch tokens ``pe [B, T, P, Dp]``.
+
+        Per ear ``e``, frame and head ``h``: ``softmax_p(k_h(LN(pe_p + E_e,p)) . q_h / sqrt(Dh))``-weighted
+        sum of ``v_h(LN(pe_p + E_e,p))``, then ``pe_out``. Evaluated without the per-ear token tensor:
+        LayerNorm statistics come from the centred ``pe``, the centred ``E_e`` and their dot product; the
+        key projection is folded into the query (per-patch constants cancel in the softmax); the pooled
+        LayerNorm output is formed in the ``Dp`` space and projected by ``v_h`` afterwards.
+        """
         frames, patches = pe.shape[1:3]
         if patches != self.config.pe_tokens:
             raise ValueError(
                 f"pe patch tokens: got {patches} per frame, config pe_grid {self.config.pe_grid} needs "
                 f"{self.config.pe_tokens}; set pe_grid to the encoder's patch grid"
             )
-        heads, d = self.config.num_heads, self.config.hidden_dim
-        tokens = self.pe_norm(pe[:, None] + self.ear_embed[None, :, None].to(pe.dtype))  # [B, 2, T, P, Dp]
-        keys = self.pe_key(tokens).unflatten(-1, (heads, -1))  # [B, 2, T, P, H, Dh]
-        values = self.pe_value(tokens).unflatten(-1, (heads, -1))
-        query = self.pe_query.to(pe.dtype).unflatten(-1, (heads, -1))
-        weights = torch.softmax((keys * query).sum(-1) / math.sqrt(d // heads), dim=-2)  # over patches
-        pooled = self.pe_out((weights[..., None] * values).sum(-3).flatten(-2))  # [B, 2, T, D]
+        # Frames are independent: chunking bounds every temporary to a few frames' worth.
+        step = self.pe_chunk_frames
+        pooled = torch.cat([self._pool_frames(pe[:, i : i + step]) for i in range(0, frames, step)], dim=2)
         frame_times = (torch.arange(frames, dtype=torch.float64) + 0.5) / self.config.pe_fps
         latent_times = (torch.arange(latent_len, dtype=torch.float64) + 0.5) / self.config.latent_rate
         up = linear_time_matrix(frame_times, latent_times).to(pooled)
         return torch.einsum("nt,betd->bend", up, pooled)
+
+    def _pool_frames(self, pe: Tensor) -> Tensor:
+        """Attention-pooled, projected spatial vectors ``[B, 2, t, D]`` of frames ``pe [B, t, P, Dp]``."""
+        heads, d = self.config.num_heads, self.config.hidden_dim
+        ln, dt = self.pe_norm, pe.dtype
+        g, beta = ln.weight.to(dt), ln.bias.to(dt)
+        ear = self.ear_embed.to(dt)  # [2, P, Dp]
+        pc = pe - pe.mean(-1, keepdim=True)  # centred patch features, shared by both ears
+        ec = ear - ear.mean(-1, keepdim=True)
+        var = (
+            pc.pow(2).mean(-1)[:, None]  # [B, 1, t, P]
+            + ec.pow(2).mean(-1)[None, :, None]  # [1, 2, 1, P]
+            + 2 * torch.einsum("btpc,epc->betp", pc, ec) / pe.shape[-1]
+        )
+        inv_sigma = torch.rsqrt(var + ln.eps)  # [B, 2, t, P]
+        # key_h . q_h = LN(x) . (W_k,h^T q_h) + const: fold the query into the key weights, [Dp, H].
+        wk = self.pe_key.weight.to(dt).unflatten(0, (heads, -1))  # [H, Dh, Dp]
+        a = torch.einsum("hdc,hd->ch", wk, self.pe_query.to(dt).unflatten(-1, (heads, -1))) * g[:, None]
+        logits = (pc @ a)[:, None] + (ec @ a)[None, :, None]  # [B, 2, t, P, H]
+        weights = torch.softmax(logits * inv_sigma[..., None] / math.sqrt(d // heads), dim=-2)
+        wn = weights * inv_sigma[..., None]  # weights on the un-normalised (centred) tokens
+        pooled = torch.einsum("betph,btpc->bethc", wn, pc) + torch.einsum("betph,epc->bethc", wn, ec)
+        pooled = pooled * g + beta  # sum_p w_p LN(x_p), [B, 2, t, H, Dp] (weights sum to 1)
+        wv = self.pe_value.weight.to(dt).unflatten(0, (heads, -1))  # [H, Dh, Dp]
+        values = torch.einsum("bethc,hdc->bethd", pooled, wv).flatten(-2) + self.pe_value.bias.to(dt)
+        return self.pe_out(values)
+
+    def text_tokens(self, text: Tensor | None, batch: int, drop: Tensor | None) -> Tensor:
+        """Projected text tokens ``[B, L, D]``; None or dropped samples use the empty-prompt features."""
+        if text is not None and (text.ndim != 3 or text.shape[0] != batch or text.shape[1] < 1):
+            raise ValueError(
+                f"text features must be [batch={batch}, tokens, {self.config.text_dim}], got "
+                f"{tuple(text.shape)}"
+            )
+        if text is not None and drop is not None and text.shape[1] != self.empty_text.shape[0]:
+            raise ValueError(
+                f"text features have {text.shape[1]} tokens but the empty prompt has "
+                f"{self.empty_text.shape[0]}; dropping text needs equal lengths (set text_len)"
+            )
+        empty = self.empty_text
+        text = empty.expand(batch, *empty.shape) if text is None else self._null(text, empty, (), drop)
+        return self.text_mlp(self.text_act(self.text_proj(text)))
 
     def sync(self, sync: Tensor, latent_len: int) -> Tensor:
         """Sync conditioning ``[B, latent_len, D]`` from Synchformer tokens ``[B, S * per_segment, Ds]``."""
@@ -239,6 +310,8 @@ class SpacetimeConditioning(nn.Module):
         drop: Tensor | None = None,
         drop_spatial: Tensor | None = None,
         batch_size: int | None = None,
+        text: Tensor | None = None,
+        drop_text: Tensor | None = None,
     ) -> Conditions:
         """Prepare the conditioning for ``latent_len`` audio latent frames.
 
@@ -250,14 +323,19 @@ class SpacetimeConditioning(nn.Module):
             drop: ``[B]`` bool, samples whose video conditions (all three) are replaced by the null
                 features (CFG dropout / unconditional pass).
             drop_spatial: ``[B]`` bool, extra independent dropout of the spatial (PE) condition only.
-            batch_size: needed only when all three features are None.
+            batch_size: needed only when all features are None.
+            text: ``[B, L, text_dim]`` text-token features of the prompt (None: the empty prompt).
+            drop_text: ``[B]`` bool, samples whose text is replaced by the empty prompt (CFG; MMAudio drops
+                text independently of the video in training and together with it for the null pass).
         """
-        given = [x for x in (clip, sync, pe) if x is not None]
+        if text is not None and not self.config.text_len:
+            raise ValueError("this network has no text stream (text_len=0); pass text=None")
+        given = [x for x in (clip, sync, pe, text) if x is not None]
         b = given[0].shape[0] if given else batch_size
         if b is None:
-            raise ValueError("pass batch_size when clip, sync and pe are all None")
+            raise ValueError("pass batch_size when clip, sync, pe and text are all None")
         if any(x.shape[0] != b for x in given):
-            raise ValueError(f"clip/sync/pe batch sizes differ: {[x.shape[0] for x in given]}")
+            raise ValueError(f"clip/sync/pe/text batch sizes differ: {[x.shape[0] for x in given]}")
         cfg = self.config
         duration = latent_len / cfg.latent_rate
         drop_pe = drop if drop_spatial is None else (drop_spatial if drop is None else drop | drop_spatial)
@@ -267,6 +345,13 @@ class SpacetimeConditioning(nn.Module):
         )
         pe = self._null(pe, self.empty_pe, (b, max(1, cfg.pe_len(duration)), cfg.pe_tokens), drop_pe)
         visual = self.clip_mlp(self.clip_act(self.clip_proj(clip)))
-        global_c = self.global_mlp(self.clip_cond_proj(visual.mean(dim=1)) + self.global_bias)
+        semantic = self.clip_cond_proj(visual.mean(dim=1))
+        tokens = None
+        if cfg.text_len:
+            tokens = self.text_tokens(text, b, drop_text)
+            semantic = semantic + self.text_cond_proj(tokens.mean(dim=1))
+        else:
+            semantic = semantic + self.global_bias
+        global_c = self.global_mlp(semantic)
         local_c = self.sync(sync, latent_len)[:, None] + self.spatial(pe, latent_len)
-        return Conditions(visual=visual, global_c=global_c, local_c=local_c)
+        return Conditions(visual=visual, global_c=global_c, local_c=local_c, text=tokens)

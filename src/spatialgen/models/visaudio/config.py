@@ -17,6 +17,8 @@ __all__ = ["VISAUDIO_CONFIGS", "ViSAudioConfig", "visaudio_config"]
 
 _ACTIVATIONS = ("selu", "silu")
 _SYNC_ALIGN = ("time", "index")
+_EAR_ATTENTION = ("joint", "joint_offset", "per_ear")
+_FINAL_COND = ("local", "global")
 
 
 @dataclass
@@ -39,6 +41,19 @@ class ViSAudioConfig:
             sequence (temporally misaligned, kept for checkpoint compatibility).
         pe_dim: Perception Encoder patch-token width; ``pe_grid`` its (rows, cols) patch grid;
             ``pe_fps`` its frame rate.
+        text_dim: CLIP text token width; ``text_len`` text tokens per prompt (MMAudio: 1024, 77). With
+            ``text_len > 0`` the text tokens are a third stream of the joint attention (no RoPE) and their
+            mean enters the global condition, as in MMAudio; ``text_len = 0`` drops the text stream.
+        ear_attention: how the two ears meet in the shared joint attention. ``"joint"``: one attention over
+            ``[left; right; visual; text]``; ``"joint_offset"``: the same with a learnable per-head logit
+            offset on the audio keys, starting at ``-log 2`` so that with L = R every audio time step
+            weighs as one key, as in MMAudio (exact MMAudio init); ``"per_ear"``: each ear attends over
+            ``[ear; visual; text]`` with the visual and text streams run once per ear (exact, no L<->R
+            attention). Default ``"joint"``: the cheapest on CPU, where SDPA with the offset's additive
+            mask leaves the fused kernel (bench/bench_visaudio.py ``--mmaudio``); an MMAudio init should
+            use ``"joint_offset"`` (set by ``config_from_mmaudio``) or ``"per_ear"``.
+        final_cond: condition of the output layer: ``"local"`` per-ear, per-token (MMAudio bug #55
+            fixed) or ``"global"`` (timestep + semantic vector only, as MMAudio's released weights).
         latent_rate: audio latent frames per second.
         rope_theta: RoPE base.
         input_act: activation of the input projections (``"selu"``: MMAudio v1, ``"silu"``: v2).
@@ -65,6 +80,10 @@ class ViSAudioConfig:
     pe_dim: int = 1024
     pe_grid: tuple[int, int] = (32, 32)
     pe_fps: float = 8.0
+    text_dim: int = 1024
+    text_len: int = 77
+    ear_attention: str = "joint"
+    final_cond: str = "local"
     latent_rate: float = 31.25
     rope_theta: float = 10000.0
     input_act: str = "selu"
@@ -82,6 +101,7 @@ class ViSAudioConfig:
             "sync_dim",
             "pe_dim",
             "mlp_multiple_of",
+            "text_dim",
         )
         for name in positive:
             if int(getattr(self, name)) <= 0:
@@ -106,6 +126,12 @@ class ViSAudioConfig:
             )
         if self.sync_align not in _SYNC_ALIGN:
             raise ValueError(f"sync_align must be one of {_SYNC_ALIGN}, got {self.sync_align!r}")
+        if self.text_len < 0:
+            raise ValueError(f"ViSAudioConfig.text_len must be >= 0 (0: no text stream), got {self.text_len}")
+        if self.ear_attention not in _EAR_ATTENTION:
+            raise ValueError(f"ear_attention must be one of {_EAR_ATTENTION}, got {self.ear_attention!r}")
+        if self.final_cond not in _FINAL_COND:
+            raise ValueError(f"final_cond must be one of {_FINAL_COND}, got {self.final_cond!r}")
         if self.input_act not in _ACTIVATIONS:
             raise ValueError(f"input_act must be one of {_ACTIVATIONS}, got {self.input_act!r}")
         rates = ("clip_fps", "sync_fps", "pe_fps", "latent_rate", "duration")
@@ -196,6 +222,8 @@ VISAUDIO_CONFIGS: dict[str, ViSAudioConfig] = {
         sync_dim=64,
         pe_dim=64,
         pe_grid=(4, 4),
+        text_dim=64,
+        text_len=8,
         latent_rate=_RATE_16K,
         time_freq_dim=64,
     ),
@@ -210,6 +238,8 @@ VISAUDIO_CONFIGS: dict[str, ViSAudioConfig] = {
         sync_dim=16,
         pe_dim=16,
         pe_grid=(2, 4),
+        text_dim=16,
+        text_len=4,
         latent_rate=_RATE_16K,
         time_freq_dim=32,
     ),

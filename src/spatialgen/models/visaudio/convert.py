@@ -6,11 +6,19 @@ Mapping (MMAudio key -> ViSAudio key):
   ``joint_blocks.i.clip_block`` -> ``joint_blocks.i.visual``;
 - ``fused_blocks.i`` -> ``branches.{0,1}.blocks.i`` and ``final_layer`` -> ``branches.{0,1}.final``
   (cloned into both ears' branches);
+- ``joint_blocks.i.text_block`` -> ``joint_blocks.i.text``; ``text_input_proj``/``text_cond_proj`` ->
+  ``conditioning.text_proj``/``text_mlp``/``text_cond_proj``; ``empty_string_feat`` ->
+  ``conditioning.empty_text`` (the frozen empty-prompt features);
 - input projections, ``clip_cond_proj``, ``global_cond_mlp``, ``t_embed``, ``sync_pos_emb``, the learnable
   null features, and (optionally) ``latent_mean``/``latent_std``;
-- the text stream has no counterpart: its per-sample effect for the empty prompt (video-to-audio use)
-  is folded into ``conditioning.global_bias`` (``text_cond_proj(mean(text_input_proj(empty_string)))``);
-  the text tokens' keys/values in the joint attention and the text blocks are dropped.
+- for a target without a text stream (``text_len=0``) the empty prompt's per-sample effect is folded into
+  ``conditioning.global_bias`` (``text_cond_proj(mean(text_input_proj(empty_string)))``) and the text
+  blocks are dropped (not MMAudio-exact: the text tokens' keys/values are missing from the attention).
+
+:func:`config_from_mmaudio` gives the config under which the converted network reproduces MMAudio's
+velocity for each ear when both ears carry the same latent: text stream kept, ``ear_attention=
+"joint_offset"`` (audio keys offset by ``-log 2``), ``final_cond="global"`` (MMAudio's #55 behaviour) and
+MMAudio's sync resize (``sync_align="index"``); the spatial (PE) path starts at exactly zero.
 
 Within a stream block the QKV rows are reordered: MMAudio lays them out as ``(head, channel, q|k|v)``,
 ViSAudio as ``(q|k|v, head, channel)``. A key is copied only where the shapes agree; everything else is
@@ -64,12 +72,15 @@ class ConversionReport:
         skipped: MMAudio keys not copied, with the reason.
         missing: ViSAudio keys left at their fresh initialisation (new parts or shape mismatches).
         folded: MMAudio keys used to compute ``conditioning.global_bias`` (empty-text condition).
+        inexact: target-config choices under which the converted network does not reproduce MMAudio's
+            velocity per ear when L = R (empty: exact; see :func:`config_from_mmaudio`).
     """
 
     mapped: list[tuple[str, str]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     folded: list[str] = field(default_factory=list)
+    inexact: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for logs."""
@@ -84,6 +95,7 @@ class ConversionReport:
         parts.append(
             f"left at init: {len(self.missing)} ({', '.join(sorted({_group(k) for k in self.missing}))})"
         )
+        parts.append("MMAudio-exact" if not self.inexact else "not MMAudio-exact: " + ", ".join(self.inexact))
         return "MMAudio -> ViSAudio: " + "; ".join(parts)
 
 
@@ -113,8 +125,10 @@ def _is_v2(state: dict[str, Tensor]) -> bool:
 def config_from_mmaudio(state: dict[str, Tensor], **overrides) -> ViSAudioConfig:
     """The ViSAudio config whose shared parts match an MMAudio state dict (sizes, depths, v1/v2, rates).
 
-    The sync alignment is MMAudio's (``sync_align="index"``) so the converted sync path sees the token order
-    it was trained on; pass ``sync_align="time"`` to override.
+    Everything that makes the converted network reproduce MMAudio's velocity per ear when L = R is set:
+    MMAudio's sync resize (``sync_align="index"``), the text stream (``text_dim``/``text_len`` from
+    ``empty_string_feat``), ``ear_attention="joint_offset"`` and ``final_cond="global"``. Override any of
+    them (e.g. ``final_cond="local"`` for the #55 fix) at the cost of that exactness.
     """
     state = _unwrap(state)
     try:
@@ -137,6 +151,12 @@ def config_from_mmaudio(state: dict[str, Tensor], **overrides) -> ViSAudioConfig
         input_act="silu" if v2 else "selu",
         time_freq_dim=int(state["t_embed.mlp.0.weight"].shape[1]),
         time_max_period=1.0 if v2 else 10000.0,
+        text_dim=int(state["text_input_proj.0.weight"].shape[1])
+        if "text_input_proj.0.weight" in state
+        else 1024,
+        text_len=int(state["empty_string_feat"].shape[0]) if "empty_string_feat" in state else 77,
+        ear_attention="joint_offset",
+        final_cond="global",
     )
     return cfg.replace(**overrides)
 
@@ -158,9 +178,10 @@ def _targets(key: str, v2: bool, branches: int = 2) -> list[str]:
     m = re.fullmatch(r"joint_blocks\.(\d+)\.(latent|clip|text)_block\.(.+)", key)
     if m:
         i, stream, part = m.groups()
-        if stream == "text" or part not in _STREAM_PARTS:
+        if part not in _STREAM_PARTS:
             return []
-        return [f"joint_blocks.{i}.{'audio' if stream == 'latent' else 'visual'}.{_STREAM_PARTS[part]}"]
+        name = {"latent": "audio", "clip": "visual", "text": "text"}[stream]
+        return [f"joint_blocks.{i}.{name}.{_STREAM_PARTS[part]}"]
     m = re.fullmatch(r"fused_blocks\.(\d+)\.(.+)", key)
     if m:
         i, part = m.groups()
@@ -175,6 +196,9 @@ def _targets(key: str, v2: bool, branches: int = 2) -> list[str]:
         return [f"branches.{b}.final.{part}.{m.group(2)}" for b in range(branches)]
     clip_mlp = 2 if v2 else 1
     simple = {
+        "text_input_proj.0.": "conditioning.text_proj.",
+        f"text_input_proj.{clip_mlp}.": "conditioning.text_mlp.",
+        "text_cond_proj.": "conditioning.text_cond_proj.",
         "audio_input_proj.0.": "audio_conv.",
         "audio_input_proj.2.": "audio_mlp.",
         "clip_input_proj.0.": "conditioning.clip_proj.",
@@ -191,6 +215,7 @@ def _targets(key: str, v2: bool, branches: int = 2) -> list[str]:
     named = {
         "sync_pos_emb": "conditioning.sync_pos",
         "empty_clip_feat": "conditioning.empty_clip",
+        "empty_string_feat": "conditioning.empty_text",
         "empty_sync_feat": "conditioning.empty_sync",
         "latent_mean": "normalizer.mean",
         "latent_std": "normalizer.std",
@@ -218,22 +243,27 @@ def convert_mmaudio_state_dict(
         target = {k: v.shape for k, v in ViSAudioNet(config).state_dict().items()}
     report = ConversionReport()
     out: dict[str, Tensor] = {}
+    fold_text = "conditioning.global_bias" in target  # target without a text stream
     for key, value in state.items():
-        if key.startswith(_FOLDED):
+        if fold_text and key.startswith(_FOLDED):
             continue
         if key in ("latent_mean", "latent_std") and not load_latent_stats:
             report.skipped[key] = "latent statistics not requested"
             continue
         dsts = _targets(key, v2)
         if not dsts:
-            report.skipped[key] = "no counterpart (text stream)" if "text" in key else "no counterpart"
+            report.skipped[key] = "no counterpart"
             continue
         v = value.detach()
         if key.endswith(("attn.qkv.weight", "attn.qkv.bias")):
             v = _qkv_rows(v, config.num_heads)
         for dst in dsts:
             if dst not in target:
-                report.skipped[key] = f"target {dst} does not exist in this config"
+                report.skipped[key] = (
+                    "no text stream in this config (text_len=0)"
+                    if ".text." in dst
+                    else f"target {dst} does not exist in this config"
+                )
                 continue
             vv = (
                 v.reshape(target[dst])
@@ -245,7 +275,7 @@ def convert_mmaudio_state_dict(
                 continue
             out[dst] = vv.clone()
             report.mapped.append((key, dst))
-    folded = [k for k in state if k.startswith(_FOLDED)]
+    folded = [k for k in state if k.startswith(_FOLDED)] if fold_text else []
     if folded:
         try:
             bias = _empty_text_condition(state, v2)
@@ -258,7 +288,22 @@ def convert_mmaudio_state_dict(
             else:
                 report.skipped.update(dict.fromkeys(folded, "text width differs from hidden_dim"))
     report.missing = sorted(k for k in target if k not in out)
+    report.inexact = _inexact(config)
     return out, report
+
+
+def _inexact(config: ViSAudioConfig) -> list[str]:
+    """The config choices that break MMAudio-exactness of a converted network."""
+    checks = (
+        (config.text_len == 0, "text_len=0 (MMAudio's text tokens are in the joint attention)"),
+        (config.ear_attention == "joint", "ear_attention='joint' (audio keys count twice when L = R)"),
+        (
+            config.final_cond == "local",
+            "final_cond='local' (MMAudio's final layer takes the global condition)",
+        ),
+        (config.sync_align == "time", "sync_align='time' (MMAudio resizes the sync tokens by index)"),
+    )
+    return [why for bad, why in checks if bad]
 
 
 def load_mmaudio_state(source: str | os.PathLike) -> dict[str, Tensor]:

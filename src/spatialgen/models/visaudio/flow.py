@@ -140,9 +140,11 @@ class FlowMatchingLoss(nn.Module):
 def cfg_velocity(net: nn.Module, cond: Conditions, uncond: Conditions | None, scale: float) -> VelocityFn:
     """Guided velocity ``w v(x|c) + (1 - w) v(x|null)`` with both terms in one batched forward.
 
-    Guidance is off (conditional velocity only, one half the cost) when ``uncond`` is None or ``scale == 1``.
+    Guidance is off (conditional velocity only, one half the cost) when ``uncond`` is None or ``scale <= 1``:
+    as MMAudio's ``ode_wrapper`` (``cfg_strength < 1`` returns the conditional flow; at 1 both agree), a
+    strength below 1 does not blend towards the unconditional velocity.
     """
-    if uncond is None or scale == 1.0:
+    if uncond is None or scale <= 1.0:
         return lambda x, t: net(x, t, cond)
     both = cond.cat(uncond)
 
@@ -232,7 +234,7 @@ def generate(
         net: a :class:`~spatialgen.models.visaudio.network.ViSAudioNet`.
         cond: conditions from ``net.prepare_conditions``.
         uncond: null conditions for CFG (``net.prepare_conditions(..., drop=all True)``); None disables CFG.
-        cfg_scale: guidance strength ``w`` (MMAudio: 4.5).
+        cfg_scale: guidance strength ``w`` (MMAudio: 4.5; ``w <= 1``: no guidance).
         steps, method, sequential: see :func:`sample_ode`.
         seed: seeds the initial noise (CPU generator, so results match across devices); ignored with ``noise``.
         noise: explicit initial noise ``[B, 2, D, F]``.

@@ -3,10 +3,13 @@
 ``x [B, 2, D, F]`` (left/right normalised latents) and ``t [B]`` -> velocity ``[B, 2, D, F]``:
 
 1. a shared audio input projection (Conv1d k7 -> act -> temporal SwiGLU) embeds each ear;
-2. ``joint_depth`` shared MM-DiT blocks attend over ``[left; right; CLIP]`` tokens; both ears use the
-   audio weights with their own per-ear conditioning and the same time-aligned RoPE positions;
+2. ``joint_depth`` shared MM-DiT blocks attend over ``[left; right; CLIP; text]`` tokens; both ears use
+   the audio weights with their own per-ear conditioning and the same time-aligned RoPE positions
+   (``ear_attention`` selects one joint attention, the same with MMAudio-exact audio-key offsets, or one
+   attention per ear);
 3. ``branch_depth`` single-modal blocks per ear (separate weights) and a per-ear output layer, all
-   modulated by that ear's per-token conditioning (also in the final layer: MMAudio's bug #55 fixed).
+   modulated by that ear's per-token conditioning; the output layer uses it too (``final_cond="local"``,
+   MMAudio's bug #55 fixed) or MMAudio's global condition (``"global"``, as the released weights).
 
 A freshly built network outputs exactly zero (DiT zero-init of every adaLN and of the output convs).
 """
@@ -38,11 +41,12 @@ class EarBranch(nn.Module):
         )
         self.final = FinalLayer(config.hidden_dim, config.latent_dim)
 
-    def forward(self, x: Tensor, c: Tensor, angles: Tensor) -> Tensor:
-        """``[B, N, D]`` tokens under per-token ``c [B, N, D]`` -> ``[B, N, latent_dim]``."""
+    def forward(self, x: Tensor, c: Tensor, angles: Tensor, final_c: Tensor | None = None) -> Tensor:
+        """``[B, N, D]`` tokens under per-token ``c [B, N, D]`` -> ``[B, N, latent_dim]``; the output layer
+        uses ``final_c`` when given (MMAudio's global condition) and ``c`` otherwise."""
         for block in self.blocks:
             x = block(x, c, angles)
-        return self.final(x, c)
+        return self.final(x, c if final_c is None else final_c)
 
 
 class ViSAudioNet(nn.Module):
@@ -70,6 +74,8 @@ class ViSAudioNet(nn.Module):
                 d,
                 config.num_heads,
                 last=i == config.joint_depth - 1,
+                text=config.text_len > 0,
+                ear_attention=config.ear_attention,
                 mlp_ratio=config.mlp_ratio,
                 mlp_multiple_of=k,
             )
@@ -117,16 +123,27 @@ class ViSAudioNet(nn.Module):
         drop: Tensor | None = None,
         drop_spatial: Tensor | None = None,
         batch_size: int | None = None,
+        text: Tensor | None = None,
+        drop_text: Tensor | None = None,
     ) -> Conditions:
         """Step-independent conditioning (see :meth:`SpacetimeConditioning.forward`).
 
         ``latent_len`` defaults to the config's duration at the latent rate. ``drop`` (``[B]`` bool)
         replaces the video conditions by the learnable null features (CFG); ``drop=torch.ones(B, dtype=bool)``
-        gives the unconditional conditioning.
+        gives the unconditional video conditioning; ``text`` (``[B, L, text_dim]`` prompt features, None:
+        the empty prompt) and ``drop_text`` do the same for the text stream (MMAudio's null pass drops both).
         """
         n = self.config.latent_len() if latent_len is None else int(latent_len)
         return self.conditioning(
-            clip, sync, pe, n, drop=drop, drop_spatial=drop_spatial, batch_size=batch_size
+            clip,
+            sync,
+            pe,
+            n,
+            drop=drop,
+            drop_spatial=drop_spatial,
+            batch_size=batch_size,
+            text=text,
+            drop_text=drop_text,
         )
 
     # ---------------------------------------------------------------- velocity
@@ -152,8 +169,12 @@ class ViSAudioNet(nn.Module):
 
         h = x.transpose(-1, -2).flatten(0, 1)  # [B*2, N, D_lat]
         h = self.audio_mlp(self.audio_act(self.audio_conv(h))).unflatten(0, (b, 2))
-        visual = cond.visual
+        visual, text, visual_c = cond.visual, cond.text, glob
+        if cfg.ear_attention == "per_ear":  # one copy of the visual/text streams per ear, ears-minor
+            visual, visual_c = visual.repeat_interleave(2, 0), visual_c.repeat_interleave(2, 0)
+            text = None if text is None else text.repeat_interleave(2, 0)
         for block in self.joint_blocks:
-            h, visual = block(h, visual, c, glob, audio_ang, visual_ang)
-        out = [branch(h[:, e], c[:, e], audio_ang) for e, branch in enumerate(self.branches)]
+            h, visual, text = block(h, visual, c, visual_c, audio_ang, visual_ang, text)
+        final_c = glob if cfg.final_cond == "global" else None
+        out = [branch(h[:, e], c[:, e], audio_ang, final_c) for e, branch in enumerate(self.branches)]
         return torch.stack(out, dim=1).transpose(-1, -2)

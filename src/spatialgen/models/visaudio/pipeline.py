@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from spatialgen.codecs import create_codec
 from spatialgen.codecs.base import AudioCodec
 from spatialgen.encoders import SynchformerEncoder, VisualEncoder, create_encoder
+from spatialgen.encoders.text import prompt_features
 from spatialgen.models.pipeline import GenerationPipeline, register_pipeline
 from spatialgen.models.sampling import SamplingOption
 from spatialgen.models.visaudio.conditioning import Conditions
@@ -382,13 +383,34 @@ class ViSAudioPipeline(GenerationPipeline):
         *,
         drop: Tensor | None = None,
         drop_spatial: Tensor | None = None,
+        drop_text: Tensor | None = None,
     ) -> Conditions:
-        """Network conditions for role ``features`` (see :meth:`ViSAudioNet.prepare_conditions`)."""
+        """Network conditions for role ``features`` (see :meth:`ViSAudioNet.prepare_conditions`); an
+        optional ``"text"`` entry holds prompt features ``[B, L, text_dim]`` (absent: the empty prompt)."""
         dtype = next(self.network.parameters()).dtype
         clip, sync, pe = (features[r].to(dtype) for r in ROLES)
+        text = features.get("text")
         return self.network.prepare_conditions(
-            clip, sync, pe, latent_len=latent_len, drop=drop, drop_spatial=drop_spatial
+            clip,
+            sync,
+            pe,
+            latent_len=latent_len,
+            drop=drop,
+            drop_spatial=drop_spatial,
+            text=None if text is None else text.to(dtype),
+            drop_text=drop_text,
         )
+
+    def encode_text(self, prompt: str | list[str] | None, batch_size: int) -> Tensor | None:
+        """Prompt features ``[B, L, text_dim]`` from MMAudio's CLIP text tower (``clip_text_h14_384``), or
+        None for no prompt (the network's frozen empty-prompt features); see :func:`prompt_features`."""
+        if prompt is not None and not self.network.config.text_len:
+            raise ValueError(
+                "prompt: this ViSAudio network has no text stream (text_len=0); pass prompt=None"
+            )
+        param = next(self.network.parameters())
+        text = prompt_features(prompt, batch_size, width=self.network.config.text_dim, device=param.device)
+        return None if text is None else text.to(param.dtype)
 
     # ------------------------------------------------------------------ generation
     def initial_noise(self, batch: int, latent_len: int, seed: int | Sequence[int] | None) -> Tensor:
@@ -415,16 +437,20 @@ class ViSAudioPipeline(GenerationPipeline):
         steps: int | None = None,
         method: str | None = None,
         sequential: bool = False,
+        prompt: str | list[str] | None = None,
     ) -> Tensor:
         """Binaural audio ``[B, 2, seconds · sample_rate]`` from role features (sampling as :meth:`generate`)."""
         n_samples = self.num_samples(seconds)
         latent_len = self.codec.num_frames(n_samples)
+        if prompt is not None:
+            text = self.encode_text(prompt, features[ROLES[0]].shape[0])
+            features = dict(features) if text is None else {**features, "text": text}
         cond = self.conditions(features, latent_len)
         scale = float(self.sampling["cfg_scale"] if cfg_scale is None else cfg_scale)
         uncond = None
-        if scale != 1.0:
+        if scale > 1.0:  # MMAudio: no guidance for w <= 1
             drop = torch.ones(cond.batch_size, dtype=torch.bool, device=cond.visual.device)
-            uncond = self.conditions(features, latent_len, drop=drop)
+            uncond = self.conditions(features, latent_len, drop=drop, drop_text=drop)
         z = flow_generate(
             self.network,
             cond,
@@ -449,6 +475,7 @@ class ViSAudioPipeline(GenerationPipeline):
         method: str | None = None,
         sequential: bool = False,
         seconds: float | None = None,
+        prompt: str | list[str] | None = None,
     ) -> Tensor:
         """Binaural ``[B, 2, T]`` (``[L, R]``, camera frame) for one window of video.
 
@@ -460,6 +487,8 @@ class ViSAudioPipeline(GenerationPipeline):
             steps: ODE steps (default 25); method: ``euler`` (default), ``heun`` or ``midpoint``.
             sequential: left-then-right (Gauss-Seidel) ear updates within each step.
             seconds: window length (default :attr:`clip_seconds`); T = ``round(seconds · sample_rate)``.
+            prompt: optional text prompt (one string for the batch or one per clip), encoded by MMAudio's
+                CLIP text tower (:meth:`encode_text`); None or "" is the empty prompt. CFG's null pass drops it.
         """
         if camera_direction is not None:
             raise ValueError(
@@ -474,4 +503,5 @@ class ViSAudioPipeline(GenerationPipeline):
             steps=steps,
             method=method,
             sequential=sequential,
+            prompt=prompt,
         )
