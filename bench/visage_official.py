@@ -1,0 +1,255 @@
+"""ViSAGe generation side by side with the official code, and the per-step floor (used by bench_visage.py).
+
+Official side: the peers tool ``visage_official_dump.py`` run in an interpreter that has
+transformers==4.40.2; it builds ``VisageForAmbisonicsGeneration`` (jaeyeonkim99/visage,
+``modeling/visage.py``) with seeded weights, times its ``generate_cfg`` (greedy; "no CFG" is
+``guidance_scale=0``, which still runs the unconditional pass) and writes weights, inputs and tokens.
+Our side: the same weights through :func:`spatialgen.models.visage.load_official`, the same inputs, timed
+right after each official run (rounds alternate), medians of the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from spatialgen.models.visage import generate, get_config, load_official
+
+SIZES = {
+    "d256": {"d_model": 256, "enc_layers": 4, "dec_layers": 4, "heads": 4, "ffn": 1024},
+    "full": {"d_model": 1024, "enc_layers": 6, "dec_layers": 12, "heads": 16, "ffn": 4096},
+}
+# Our engines: name -> generate() keywords.
+VARIANTS = {
+    "fast": {},
+    "plain": {"engine": "plain"},
+    "fast_bf16": {"dtype": torch.bfloat16},
+}
+DEFAULT_VARIANTS = {"d256": ["fast", "plain", "fast_bf16"], "full": ["fast", "fast_bf16"]}
+
+
+def _median_time(fn, repeats: int) -> tuple[float, list[float], Any]:
+    runs, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), runs, out
+
+
+# ---------------------------------------------------------------------------------------------- floor
+def measure_machine() -> dict[str, float]:
+    """Single-thread read bandwidth (sum over 256 MB) and float32 GEMM rate (1024^3), medians of 5."""
+    big = torch.ones(64 * 2**20)
+    bw, _, _ = _median_time(lambda: big.sum(), 5)
+    a = torch.randn(1024, 1024)
+    mm, _, _ = _median_time(lambda: a @ a, 5)
+    return {"bandwidth_gb_s": big.numel() * 4 / bw / 1e9, "gemm_gflop_s": 2 * 1024**3 / mm / 1e9}
+
+
+def step_cost(
+    d: int, ffn: int, layers: int, vocab: int, streams: float, rows: int, position: float, memory: int
+) -> dict[str, float]:
+    """FLOPs and float32 bytes of one decoder step over ``rows`` rows (weights read once per step).
+
+    Weights per layer: fused q/k/v (3d^2), self out, cross q, cross out (d^2 each), FFN (2 d ffn), biases
+    and LayerNorms; heads: ``streams`` x vocab x d. Caches: self K/V up to ``position`` and cross K/V of
+    ``memory`` encoder states, per row and layer. Embedding lookups and sampling are negligible.
+    """
+    layer_w = 6 * d * d + 2 * d * ffn + 9 * d + ffn + 6 * d
+    head_w = streams * vocab * (d + 1)
+    weight_bytes = 4 * (layers * layer_w + head_w)
+    cache_bytes = 4 * layers * rows * 2 * d * (position + memory)
+    matmul = layers * (6 * d * d + 2 * d * ffn) + streams * vocab * d
+    attn = layers * 4 * d * (position + memory)
+    flops = 2 * rows * matmul + rows * attn
+    return {"weight_bytes": weight_bytes, "cache_bytes": cache_bytes, "flops": flops}
+
+
+def step_floor_rows(frames: int = 20) -> list[dict[str, Any]]:
+    """Floor of a decoder step for both sizes, batch 1 and 8, without and with joint CFG (5-s clips)."""
+    cfg = get_config("visage")
+    from spatialgen.models.visage.patterns import create_pattern
+
+    pattern = create_pattern(cfg.pattern, cfg.num_channels, cfg.num_codebooks)
+    num_frames = int(frames / 4 * 86)
+    schedule = pattern.schedule(num_frames)
+    L = len(schedule)
+    streams = sum(len(s) for s in schedule) / L
+    machine = measure_machine()
+    rows = []
+    for size, dims in SIZES.items():
+        for batch in (1, 8):
+            for guidance, n in (("none", 1), ("joint", 2)):
+                R = batch * n
+                c = step_cost(
+                    dims["d_model"],
+                    dims["ffn"],
+                    dims["dec_layers"],
+                    cfg.codebook_size,
+                    streams,
+                    R,
+                    L / 2,
+                    frames + 2,
+                )
+                total = c["weight_bytes"] + c["cache_bytes"]
+                t_bytes = total / (machine["bandwidth_gb_s"] * 1e9)
+                t_flops = c["flops"] / (machine["gemm_gflop_s"] * 1e9)
+                # Official layout: conditional and unconditional branches are separate passes (decoder weights
+                # read twice, also with guidance 0); each head's weights are reused hot for the second call.
+                dec_w = c["weight_bytes"] - 4 * streams * cfg.codebook_size * (dims["d_model"] + 1)
+                official_bytes = c["weight_bytes"] + dec_w + c["cache_bytes"] * (2 if n == 1 else 1)
+                rows.append(
+                    {
+                        "task": "floor",
+                        "size": size,
+                        **dims,
+                        "batch": batch,
+                        "guidance": guidance,
+                        "rows": R,
+                        "decoder_steps": L,
+                        "mean_heads_per_step": streams,
+                        "flops_per_step": c["flops"],
+                        "bytes_per_step": total,
+                        "weight_bytes_per_step": c["weight_bytes"],
+                        "official_bytes_per_step": official_bytes,
+                        "flops_per_byte": c["flops"] / total,
+                        "bandwidth_gb_s": machine["bandwidth_gb_s"],
+                        "gemm_gflop_s": machine["gemm_gflop_s"],
+                        "floor_step_s": max(t_bytes, t_flops),
+                        "bound": "memory" if t_bytes >= t_flops else "compute",
+                        "floor_generate_s": L * max(t_bytes, t_flops),
+                        "official_floor_generate_s": L
+                        * max(official_bytes / (machine["bandwidth_gb_s"] * 1e9), t_flops),
+                        "threads": torch.get_num_threads(),
+                    }
+                )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------- official
+def _parse_map(text: str) -> dict[str, str]:
+    return dict(item.split(":", 1) for item in text.split(",") if item)
+
+
+def run_official(args, size: str, out: Path, frames: int, batches: list[int]) -> dict[str, Any]:
+    """One official dump (weights, inputs, greedy tokens and timings) into ``out``."""
+    dims = SIZES[size]
+    cmd = [args.official_python, args.peers_script, str(out), "--frames", str(frames)]
+    cmd += ["--d-model", str(dims["d_model"]), "--enc-layers", str(dims["enc_layers"])]
+    cmd += ["--dec-layers", str(dims["dec_layers"]), "--heads", str(dims["heads"]), "--ffn", str(dims["ffn"])]
+    cmd += ["--threads", str(torch.get_num_threads()), "--gen-batches", ",".join(map(str, batches))]
+    cmd += ["--batch", str(max(batches)), "--tf-batch", "1", "--no-sample", "--perturb-constants", "0.02"]
+    env = dict(os.environ, VISAGE_OFFICIAL_SRC=args.official_src)
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return json.loads((out / "timings.json").read_text())
+
+
+def _as_official(codes: torch.Tensor, frames_out: int) -> torch.Tensor:
+    """Our ``[B, C, Q, F]`` -> the official ``[B, R, C*Q]`` (last frame repeated up to ``R``)."""
+    B, C, Q, F_ = codes.shape
+    if frames_out > F_:
+        codes = torch.cat([codes, codes[..., -1:].expand(B, C, Q, frames_out - F_)], dim=-1)
+    return codes.permute(0, 3, 1, 2).reshape(B, frames_out, C * Q)
+
+
+def ours_generate(model, cond, guidance: str, kw: dict, frames: int) -> torch.Tensor:
+    """Our greedy generation with the official scale (2.5)."""
+    return generate(
+        model, *cond, num_frames=frames, guidance=guidance, guidance_scale=2.5, do_sample=False, **kw
+    )
+
+
+def official_rows(args) -> list[dict[str, Any]]:
+    """Alternate official dump runs and our timings; one row per (size, round, batch, guidance, engine)."""
+    frames_of = {k: int(v) for k, v in _parse_map(args.official_frames).items()}
+    batches_of = {k: [int(b) for b in v.split("+")] for k, v in _parse_map(args.official_batches).items()}
+    rows: list[dict[str, Any]] = []
+    for size in args.official_sizes.split(","):
+        frames, batches = frames_of[size], batches_of[size]
+        for r in range(args.official_rounds):
+            out = Path(args.work_dir) / f"{size}_f{frames}_r{r}"
+            out.mkdir(parents=True, exist_ok=True)
+            timings = run_official(args, size, out, frames, batches)
+            model = load_official(out).eval()
+            inp, ref = load_file(str(out / "inputs.safetensors")), load_file(str(out / "outputs.safetensors"))
+            num_frames = int(frames / 4 * 86)  # the official target length
+            for variant in DEFAULT_VARIANTS[size]:
+                kw = VARIANTS[variant]
+                for b in batches:
+                    cond = (
+                        inp["clip_embeds"][:b].float(),
+                        inp["energy_map"][:b].float(),
+                        inp["direction"][:b].float(),
+                    )
+                    for mode, guidance in (("nocfg", "none"), ("cfg", "joint")):
+                        # Warm-up on 2 frames packs the weights for this row count; then the timed calls.
+                        ours_generate(model, cond, guidance, kw, 2)
+                        call = partial(ours_generate, model, cond, guidance, kw, num_frames)
+                        ours, runs, codes = _median_time(call, args.repeats)
+                        name = f"gen_greedy_{mode}_b{b}"
+                        official = ref[name]
+                        mine = _as_official(codes, official.shape[1])
+                        off = timings["generation"][name]
+                        rows.append(
+                            {
+                                "task": "official_compare",
+                                "size": size,
+                                **SIZES[size],
+                                "round": r,
+                                "clip_frames": frames,
+                                "decoder_steps": timings["decoder_steps"],
+                                "batch": b,
+                                "guidance": guidance,
+                                "engine": variant,
+                                "official_s": off["median_s"],
+                                "official_runs_s": off["runs_s"],
+                                "ours_s": ours,
+                                "ours_runs_s": runs,
+                                "speedup": off["median_s"] / ours,
+                                "tokens_identical": bool(torch.equal(mine, official)),
+                                "token_agreement": float((mine == official).float().mean()),
+                                "threads": torch.get_num_threads(),
+                            }
+                        )
+                        print(
+                            f"{size} r{r} {variant} b={b} {guidance}: official {off['median_s']:.2f} s, "
+                            f"ours {ours:.2f} s, x{rows[-1]['speedup']:.2f}, "
+                            f"identical={rows[-1]['tokens_identical']}",
+                            flush=True,
+                        )
+    return rows + summary_rows(rows)
+
+
+def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median over rounds of the per-round speedups, per (size, batch, guidance, engine)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["size"], row["batch"], row["guidance"], row["engine"]), []).append(row)
+    return [
+        {
+            "task": "official_summary",
+            "size": size,
+            "batch": b,
+            "guidance": g,
+            "engine": e,
+            "clip_frames": group[0]["clip_frames"],
+            "rounds": len(group),
+            "official_s": statistics.median(x["official_s"] for x in group),
+            "ours_s": statistics.median(x["ours_s"] for x in group),
+            "speedup_median": statistics.median(x["speedup"] for x in group),
+            "speedup_min": min(x["speedup"] for x in group),
+            "tokens_identical_all_rounds": all(x["tokens_identical"] for x in group),
+            "token_agreement_min": min(x["token_agreement"] for x in group),
+        }
+        for (size, b, g, e), group in groups.items()
+    ]
