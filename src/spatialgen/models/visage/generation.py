@@ -2,12 +2,16 @@
 
 The encoder runs once (on every guidance branch at once), cross-attention K/V are projected once, and
 each step feeds one row through the decoder with a self-attention cache. The heads used at step ``p``
-come from the model's code pattern (:meth:`CodePattern.schedule`). Guidance (reference/visage.md §2.4):
+come from the model's code pattern (:meth:`CodePattern.schedule`). Guidance (ViSAGe, Kim et al. 2025;
+jaeyeonkim99/visage ``modeling/visage.py``, ``generate_cfg`` / ``generate_dual_cfg``):
 
 - ``joint``: ``l = l(v,e,d) + s * (l(v,e,d) - l(∅,∅,∅))`` (what the released evaluation uses, s = 2.5);
 - ``dual``: ``l = l(v,e,d) + g_v * (l(v,e,∅) - l(∅,∅,∅)) + g_d * (l(∅,∅,d) - l(∅,∅,∅))``.
 
-All branches run as one batch (``[cond; uncond]`` or four blocks), so a step costs one decoder call.
+All branches run as one batch (``[cond; uncond]`` or four blocks), so a step costs one decoder call
+(the official code runs a separate pass per branch, also with guidance 0). Two engines: ``fast``
+(default, :class:`~spatialgen.models.visage.stepper.DecodeStepper`) and ``plain`` (module by module,
+:meth:`ViSAGe.decode_step`); both give the official greedy tokens in float32.
 """
 
 from __future__ import annotations
