@@ -107,3 +107,18 @@ def test_bad_options_fail_clearly(tiny_model):
     stepper.step(None)
     with pytest.raises(ValueError, match="all 1 positions are decoded"):
         stepper.step(None)
+
+
+@pytest.mark.slow
+def test_compiled_static_step_gives_plain_tokens(tiny_model):
+    """torch.compile of the static step (minutes on a CPU: inductor builds C++ kernels)."""
+    visual, energy, direction, _ = make_inputs(tiny_model.config, 1, seed=9)
+    kw = dict(guidance="joint", do_sample=False)
+    plain = generate(tiny_model, visual, energy, direction, engine="plain", **kw)
+    assert torch.equal(generate(tiny_model, visual, energy, direction, compile=True, **kw), plain)
+
+
+def test_compile_rejects_onednn(tiny_model):
+    visual, energy, direction, _ = make_inputs(tiny_model.config, 1)
+    with pytest.raises(ValueError, match="compile=True uses the compiler's own kernels"):
+        generate(tiny_model, visual, energy, direction, compile=True, onednn=True)

@@ -117,6 +117,7 @@ def generate(
     dtype: torch.dtype | None = None,
     static: bool = False,
     onednn: bool | None = None,
+    compile: bool = False,
 ) -> Tensor:
     """Generate codes ``[B, C, Q, F]`` for the given conditions.
 
@@ -136,6 +137,7 @@ def generate(
         dtype: compute type of the fast engine (e.g. ``torch.bfloat16``; default the model's).
         static: fast engine with position-independent shapes (CUDA-graph / compile friendly).
         onednn: fast engine's packed oneDNN products (default: on CPU when the build has them).
+        compile: fast engine's static step through ``torch.compile`` (slow to compile on CPU; for GPUs).
 
     Returns:
         int64 codes ``[B, C, Q, F]``.
@@ -145,8 +147,8 @@ def generate(
         raise ValueError("guidance='dual' needs a model with a direction input; use guidance='joint'")
     if engine not in ("fast", "plain"):
         raise ValueError(f"engine must be 'fast' or 'plain', got {engine!r}")
-    if engine == "plain" and (dtype is not None or static or onednn):
-        raise ValueError("dtype, static and onednn are options of engine='fast'")
+    if engine == "plain" and (dtype is not None or static or onednn or compile):
+        raise ValueError("dtype, static, onednn and compile are options of engine='fast'")
     F_ = cfg.num_frames if num_frames is None else int(num_frames)
     pattern = model.pattern
     L = pattern.sequence_length(F_)
@@ -175,7 +177,18 @@ def generate(
         )
 
     if engine == "fast":
-        _decode_fast(model, memory, schedule, sequence, n, pick, dtype=dtype, static=static, onednn=onednn)
+        _decode_fast(
+            model,
+            memory,
+            schedule,
+            sequence,
+            n,
+            pick,
+            dtype=dtype,
+            static=static,
+            onednn=onednn,
+            compile=compile,
+        )
     else:
         _decode_plain(model, memory, schedule, sequence, n, pick, F_)
     codes = pattern.revert(sequence)
@@ -219,6 +232,7 @@ def _decode_fast(
     dtype: torch.dtype | None,
     static: bool,
     onednn: bool | None,
+    compile: bool,
 ) -> None:
     """Fused-step decoding (:class:`DecodeStepper`); fills ``sequence [B, L, K]`` in place.
 
@@ -226,7 +240,9 @@ def _decode_fast(
     PAD entries of the plain path's row add nothing).
     """
     keys = [tuple(s.tolist()) for s in schedule]
-    stepper = DecodeStepper(model, memory, len(schedule), schedule, dtype=dtype, static=static, onednn=onednn)
+    stepper = DecodeStepper(
+        model, memory, len(schedule), schedule, dtype=dtype, static=static, onednn=onednn, compile=compile
+    )
     x: Tensor | None = None
     for p, streams in enumerate(schedule):
         h = stepper.step(x)

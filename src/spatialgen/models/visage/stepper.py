@@ -151,7 +151,7 @@ def packed_weights(
     if hit is None or hit[0] != signature:
         if hit is not None:  # the weights changed: every packing of this model is stale
             cache.clear()
-        cache[key] =  (signature, PackedWeights(model, rows, head_keys, dtype, onednn))
+        cache[key] = (signature, PackedWeights(model, rows, head_keys, dtype, onednn))
     return cache[key][1]
 
 
@@ -165,7 +165,9 @@ class DecodeStepper:
         head_sets: stream index tensors whose heads are evaluated together (the pattern's schedule slots).
         dtype: compute type (default: the model's).
         static: attend over the whole cache with a position mask, so every step has the same shapes.
-        onednn: packed oneDNN products (default: on CPU when available).
+        onednn: packed oneDNN products (default: on CPU when available; not with ``compile``).
+        compile: run the static step through ``torch.compile`` (implies ``static``; compiled once per
+            shape set and process, which takes minutes on a CPU).
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class DecodeStepper:
         dtype: torch.dtype | None = None,
         static: bool = False,
         onednn: bool | None = None,
+        compile: bool = False,
     ) -> None:
         dec = model.decoder
         cfg = model.config
@@ -187,8 +190,13 @@ class DecodeStepper:
             )
         device = memory.device
         dtype = dtype or dec.bos.dtype
+        if compile and onednn:
+            raise ValueError(
+                "DecodeStepper: compile=True uses the compiler's own kernels; leave onednn unset"
+            )
         if onednn is None:
-            onednn = device.type == "cpu" and onednn_available()
+            onednn = device.type == "cpu" and onednn_available() and not compile
+        static = static or compile
         if onednn and device.type != "cpu":
             raise ValueError("DecodeStepper: onednn=True needs CPU tensors; pass onednn=None or False")
         R, d = memory.shape[0], cfg.d_model
@@ -216,6 +224,11 @@ class DecodeStepper:
         self.position = 0
         self.step_index = torch.zeros((), dtype=torch.long, device=device)
         self.key_index = torch.arange(capacity, device=device)
+        self._static_step = (
+            torch.compile(self._forward_static, dynamic=False, fullgraph=True)
+            if compile
+            else self._forward_static
+        )
 
     # ------------------------------------------------------------------ inputs
     def embed(self, key: tuple[int, ...], ids: Tensor) -> Tensor:
@@ -240,7 +253,7 @@ class DecodeStepper:
         x = self.bos if x is None else x
         if self.static:
             self.step_index.fill_(p)
-            h = self._forward_static(x, self.step_index)
+            h = self._static_step(x, self.step_index)
         else:
             h = self._forward(x, p)
         self.position = p + 1
