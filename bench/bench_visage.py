@@ -13,13 +13,13 @@ Default: ``visage_small`` on CPU; the full-size config (358.6 M) runs on CUDA wh
 (bf16 autocast for training, as the official recipe's mixed precision; float32 generation).
 
 ``--official-src CHECKOUT --official-python PY`` adds the side-by-side rows against the official code
-(jaeyeonkim99/visage, ``modeling/visage.py`` ``generate_cfg``): each round runs the peers dump tool
-(``--peers-script``; it builds the official model with seeded weights, times its greedy generation and
-writes the weights, inputs and tokens) in that interpreter, then loads the same weights through
-:func:`spatialgen.models.visage.load_official` and times our engines on the same inputs, so official and
-ours alternate. Rows ``task=official_compare`` hold both medians, their ratio and whether the greedy
-tokens are identical. Rows ``task=floor`` give FLOPs and bytes per decoder step and the time floor at the
-measured single-thread bandwidth and GEMM rate (see :func:`step_floor`).
+(jaeyeonkim99/visage, ``modeling/visage.py`` ``generate_cfg``): the peers dump tool (``--peers-script``)
+writes seeded official weights and inputs, a worker in that interpreter loads them with the official class
+and times its greedy generation call by call, alternating with our engines on the same weights (through
+:func:`spatialgen.models.visage.load_official`) and inputs. Rows ``task=official_compare`` hold both
+medians, their ratio and whether the greedy tokens are identical to the official ones. Rows ``task=floor``
+give FLOPs and bytes per decoder step and the time floor at the single-thread bandwidth and GEMM rate
+measured in the same run (``visage_official.step_floor_rows``).
 """
 
 from __future__ import annotations
@@ -137,7 +137,6 @@ def main() -> None:
     parser.add_argument("--peers-script", default=None, help="path of the peers tool visage_official_dump.py")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per official_compare variant")
     parser.add_argument("--official-sizes", default="d256,full", help="comma list of d256 / full")
-    parser.add_argument("--official-rounds", type=int, default=2, help="official/ours alternations per size")
     parser.add_argument("--official-frames", default="d256:8,full:2", help="CLIP frames per size (4 fps)")
     parser.add_argument("--official-batches", default="d256:1+4,full:1", help="generation batches per size")
     parser.add_argument("--work-dir", default="/tmp/visage_bench", help="where the official dumps go")
@@ -165,9 +164,10 @@ def main() -> None:
 NOTE = (
     "tokens_per_s = codec tokens (B*C*Q*F) per second of fwd+bwd+AdamW; rtf = seconds of 5-s FOA "
     "audio generated per compute second (tokens only, top-k 256; joint CFG batches both branches); "
-    "peak_mem_mb = CUDA max allocated, or process peak RSS on CPU; official_compare: official and ours "
-    "alternate (round = one official dump run then ours), medians of the repeats, speedup = official / ours, "
-    "same seeded weights and inputs, greedy; floor: per decoder step, bytes = weights + caches read, "
+    "peak_mem_mb = CUDA max allocated, or process peak RSS on CPU; official_compare: official and our "
+    "calls alternate one by one, medians of the repeats, speedup = official / ours, same seeded weights "
+    "(constants perturbed) and inputs, greedy, tokens compared with the official call's; floor: per decoder "
+    "step, bytes = weights + caches read, "
     "time = max(bytes / bandwidth, flops / gemm rate) measured on this machine in the same run"
 )
 

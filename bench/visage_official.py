@@ -1,11 +1,12 @@
 """ViSAGe generation side by side with the official code, and the per-step floor (used by bench_visage.py).
 
-Official side: the peers tool ``visage_official_dump.py`` run in an interpreter that has
-transformers==4.40.2; it builds ``VisageForAmbisonicsGeneration`` (jaeyeonkim99/visage,
-``modeling/visage.py``) with seeded weights, times its ``generate_cfg`` (greedy; "no CFG" is
-``guidance_scale=0``, which still runs the unconditional pass) and writes weights, inputs and tokens.
-Our side: the same weights through :func:`spatialgen.models.visage.load_official`, the same inputs, timed
-right after each official run (rounds alternate), medians of the repeats.
+Official side: the peers tool ``visage_official_dump.py``, run in an interpreter that has
+transformers==4.40.2, writes ``VisageForAmbisonicsGeneration`` (jaeyeonkim99/visage, ``modeling/visage.py``)
+with seeded weights and inputs; a worker in that interpreter loads the folder with the official class and
+times its greedy ``generate_cfg`` with the tool's own timing helper ("no CFG" is ``guidance_scale=0``,
+which still runs the unconditional pass). Our side: the same weights through
+:func:`spatialgen.models.visage.load_official` and the same inputs. Official and our calls alternate one
+by one (a shared machine's slow phases hit both), medians of the repeats.
 """
 
 from __future__ import annotations
@@ -141,17 +142,67 @@ def _parse_map(text: str) -> dict[str, str]:
     return dict(item.split(":", 1) for item in text.split(",") if item)
 
 
-def run_official(args, size: str, out: Path, frames: int, batches: list[int]) -> dict[str, Any]:
-    """One official dump (weights, inputs, greedy tokens and timings) into ``out``."""
+# Runs in the official interpreter: loads a dump folder with the official class and times its greedy
+# generate_cfg through the peers tool's own timing helper, one call per request line ("batch scale out").
+WORKER = """
+import json, os, sys, torch
+from safetensors.torch import load_file, save_file
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import visage_official_dump as tool
+torch.set_num_threads(int(sys.argv[3]))
+visage, _, _ = tool.import_official(os.environ["VISAGE_OFFICIAL_SRC"])
+model = visage.VisageForAmbisonicsGeneration.from_pretrained(sys.argv[2], attn_implementation="sdpa").eval()
+inp = load_file(os.path.join(sys.argv[2], "inputs.safetensors"))
+print("ready", flush=True)
+for line in sys.stdin:
+    b, scale, out = line.split()
+    codes, dt = tool.run_generate(model, inp, int(b), torch.device("cpu"), float(scale), 0)
+    save_file({"codes": codes}, out)
+    print(json.dumps({"s": dt}), flush=True)
+"""
+
+
+def make_dump(args, size: str, out: Path, frames: int, batch: int) -> None:
+    """Seeded official weights (constants perturbed) and inputs, written by the peers tool."""
     dims = SIZES[size]
     cmd = [args.official_python, args.peers_script, str(out), "--frames", str(frames)]
     cmd += ["--d-model", str(dims["d_model"]), "--enc-layers", str(dims["enc_layers"])]
     cmd += ["--dec-layers", str(dims["dec_layers"]), "--heads", str(dims["heads"]), "--ffn", str(dims["ffn"])]
-    cmd += ["--threads", str(torch.get_num_threads()), "--gen-batches", ",".join(map(str, batches))]
-    cmd += ["--batch", str(max(batches)), "--tf-batch", "1", "--no-sample", "--perturb-constants", "0.02"]
+    cmd += ["--threads", str(torch.get_num_threads()), "--batch", str(batch), "--tf-batch", "1"]
+    cmd += ["--skip-generation", "--perturb-constants", "0.02"]
     env = dict(os.environ, VISAGE_OFFICIAL_SRC=args.official_src)
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    return json.loads((out / "timings.json").read_text())
+
+
+class OfficialWorker:
+    """The official model in its own interpreter, timing one greedy ``generate_cfg`` call per request."""
+
+    def __init__(self, args, dump: Path) -> None:
+        env = dict(os.environ, VISAGE_OFFICIAL_SRC=args.official_src)
+        cmd = [args.official_python, "-c", WORKER, args.peers_script, str(dump), str(torch.get_num_threads())]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.dump = dump
+        if self._line() != "ready":
+            raise RuntimeError("official worker did not start")
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"official worker exited ({self.proc.wait()})")
+        return line.strip()
+
+    def generate(self, batch: int, scale: float) -> tuple[float, torch.Tensor]:
+        out = self.dump / "worker_codes.safetensors"
+        self.proc.stdin.write(f"{batch} {scale} {out}\n")
+        self.proc.stdin.flush()
+        seconds = json.loads(self._line())["s"]
+        return seconds, load_file(str(out))["codes"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def _as_official(codes: torch.Tensor, frames_out: int) -> torch.Tensor:
@@ -170,86 +221,72 @@ def ours_generate(model, cond, guidance: str, kw: dict, frames: int) -> torch.Te
 
 
 def official_rows(args) -> list[dict[str, Any]]:
-    """Alternate official dump runs and our timings; one row per (size, round, batch, guidance, engine)."""
+    """Official and our calls alternate one by one; one row per (size, batch, guidance, engine).
+
+    Per (batch, guidance) and repeat: one official call, then one call of each of our engines, so slow
+    phases of a shared machine hit both sides alike. "No CFG" is the official ``guidance_scale=0``.
+    """
     frames_of = {k: int(v) for k, v in _parse_map(args.official_frames).items()}
     batches_of = {k: [int(b) for b in v.split("+")] for k, v in _parse_map(args.official_batches).items()}
     rows: list[dict[str, Any]] = []
     for size in args.official_sizes.split(","):
         frames, batches = frames_of[size], batches_of[size]
-        for r in range(args.official_rounds):
-            out = Path(args.work_dir) / f"{size}_f{frames}_r{r}"
-            out.mkdir(parents=True, exist_ok=True)
-            timings = run_official(args, size, out, frames, batches)
-            model = load_official(out).eval()
-            inp, ref = load_file(str(out / "inputs.safetensors")), load_file(str(out / "outputs.safetensors"))
-            num_frames = int(frames / 4 * 86)  # the official target length
-            for variant in DEFAULT_VARIANTS[size]:
-                kw = VARIANTS[variant]
-                for b in batches:
-                    cond = (
-                        inp["clip_embeds"][:b].float(),
-                        inp["energy_map"][:b].float(),
-                        inp["direction"][:b].float(),
-                    )
-                    for mode, guidance in (("nocfg", "none"), ("cfg", "joint")):
-                        # Warm-up on 2 frames packs the weights for this row count; then the timed calls.
-                        ours_generate(model, cond, guidance, kw, 2)
-                        call = partial(ours_generate, model, cond, guidance, kw, num_frames)
-                        ours, runs, codes = _median_time(call, args.repeats)
-                        name = f"gen_greedy_{mode}_b{b}"
-                        official = ref[name]
-                        mine = _as_official(codes, official.shape[1])
-                        off = timings["generation"][name]
+        dump = Path(args.work_dir) / f"{size}_f{frames}"
+        dump.mkdir(parents=True, exist_ok=True)
+        make_dump(args, size, dump, frames, max(batches))
+        model = load_official(dump).eval()
+        inp = load_file(str(dump / "inputs.safetensors"))
+        worker = OfficialWorker(args, dump)
+        num_frames = int(frames / 4 * 86)  # the official target length
+        steps = model.pattern.sequence_length(num_frames)
+        variants = DEFAULT_VARIANTS[size]
+        try:
+            for b in batches:
+                cond = tuple(inp[k][:b].float() for k in ("clip_embeds", "energy_map", "direction"))
+                for guidance, scale in (("none", 0.0), ("joint", 2.5)):
+                    worker.generate(b, scale)  # warm-up (as the peers tool's own)
+                    for v in variants:  # warm-up on 2 frames: packs the weights for this row count
+                        ours_generate(model, cond, guidance, VARIANTS[v], 2)
+                    times: dict[str, list[float]] = {v: [] for v in ["official", *variants]}
+                    codes: dict[str, torch.Tensor] = {}
+                    for _ in range(args.repeats):
+                        seconds, codes["official"] = worker.generate(b, scale)
+                        times["official"].append(seconds)
+                        for v in variants:
+                            call = partial(ours_generate, model, cond, guidance, VARIANTS[v], num_frames)
+                            seconds, _, codes[v] = _median_time(call, 1)
+                            times[v].append(seconds)
+                    official = codes["official"]
+                    t_off = statistics.median(times["official"])
+                    for v in variants:
+                        mine = _as_official(codes[v], official.shape[1])
+                        t = statistics.median(times[v])
                         rows.append(
                             {
                                 "task": "official_compare",
                                 "size": size,
                                 **SIZES[size],
-                                "round": r,
                                 "clip_frames": frames,
-                                "decoder_steps": timings["decoder_steps"],
+                                "decoder_steps": steps,
                                 "batch": b,
                                 "guidance": guidance,
-                                "engine": variant,
-                                "official_s": off["median_s"],
-                                "official_runs_s": off["runs_s"],
-                                "ours_s": ours,
-                                "ours_runs_s": runs,
-                                "speedup": off["median_s"] / ours,
+                                "engine": v,
+                                "official_s": t_off,
+                                "official_runs_s": times["official"],
+                                "ours_s": t,
+                                "ours_runs_s": times[v],
+                                "speedup": t_off / t,
+                                "speedup_per_repeat": [o / m for o, m in zip(times["official"], times[v])],
                                 "tokens_identical": bool(torch.equal(mine, official)),
                                 "token_agreement": float((mine == official).float().mean()),
                                 "threads": torch.get_num_threads(),
                             }
                         )
                         print(
-                            f"{size} r{r} {variant} b={b} {guidance}: official {off['median_s']:.2f} s, "
-                            f"ours {ours:.2f} s, x{rows[-1]['speedup']:.2f}, "
-                            f"identical={rows[-1]['tokens_identical']}",
+                            f"{size} {v} b={b} {guidance}: official {t_off:.2f} s, ours {t:.2f} s, "
+                            f"x{t_off / t:.2f}, identical={rows[-1]['tokens_identical']}",
                             flush=True,
                         )
-    return rows + summary_rows(rows)
-
-
-def summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median over rounds of the per-round speedups, per (size, batch, guidance, engine)."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["size"], row["batch"], row["guidance"], row["engine"]), []).append(row)
-    return [
-        {
-            "task": "official_summary",
-            "size": size,
-            "batch": b,
-            "guidance": g,
-            "engine": e,
-            "clip_frames": group[0]["clip_frames"],
-            "rounds": len(group),
-            "official_s": statistics.median(x["official_s"] for x in group),
-            "ours_s": statistics.median(x["ours_s"] for x in group),
-            "speedup_median": statistics.median(x["speedup"] for x in group),
-            "speedup_min": min(x["speedup"] for x in group),
-            "tokens_identical_all_rounds": all(x["tokens_identical"] for x in group),
-            "token_agreement_min": min(x["token_agreement"] for x in group),
-        }
-        for (size, b, g, e), group in groups.items()
-    ]
+        finally:
+            worker.close()
+    return rows

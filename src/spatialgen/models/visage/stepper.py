@@ -1,7 +1,7 @@
 """Fast incremental decoding for ViSAGe: one fused step over static, preallocated buffers.
 
-:class:`DecodeStepper` runs the same post-LN decoder as :class:`~spatialgen.models.visage.decoder.ViSAGeDecoder`
-(BART layout, Lewis et al. 2020; ViSAGe, Kim et al. 2025, repository jaeyeonkim99/visage,
+:class:`DecodeStepper` runs the same post-LN decoder as
+:class:`~spatialgen.models.visage.decoder.ViSAGeDecoder` (BART layout, Lewis et al. 2020; ViSAGe, Kim et al. 2025, repository jaeyeonkim99/visage,
 ``modeling/visage.py``) one position at a time for a fixed number of rows ``R`` (batch x guidance
 branches), with everything that does not change across steps prepared once:
 
@@ -19,6 +19,7 @@ branches), with everything that does not change across steps prepared once:
   bits); greedy tokens agree except at numerical ties (``tests/models/visage/test_stepper.py``).
 - ``dtype=torch.bfloat16`` (or ``float16``) stores weights, caches and activations in that type (half
   the bytes per step; logits and guidance stay float32). Tokens then differ from float32 decoding.
+- ``compile=True`` runs the static step through ``torch.compile`` (its own kernels instead of oneDNN).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ _PACKED = weakref.WeakKeyDictionary()
 
 
 def _signature(model: nn.Module) -> tuple:
-    # In-place updates (optimizer steps, load_state_dict) bump a tensor's version; new tensors change the pointer.
+    # In-place updates (optimizer steps, load_state_dict) bump a tensor's version; new tensors move the pointer.
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
