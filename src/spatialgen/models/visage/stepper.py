@@ -1,8 +1,8 @@
 """Fast incremental decoding for ViSAGe: one fused step over static, preallocated buffers.
 
 :class:`DecodeStepper` runs the same post-LN decoder as
-:class:`~spatialgen.models.visage.decoder.ViSAGeDecoder` (BART layout, Lewis et al. 2020; ViSAGe, Kim et al. 2025, repository jaeyeonkim99/visage,
-``modeling/visage.py``) one position at a time for a fixed number of rows ``R`` (batch x guidance
+:class:`~spatialgen.models.visage.decoder.ViSAGeDecoder` (BART layout, Lewis et al. 2020; ViSAGe,
+Kim et al. 2025, repository jaeyeonkim99/visage, ``modeling/visage.py``) one position at a time for a fixed number of rows ``R`` (batch x guidance
 branches), with everything that does not change across steps prepared once:
 
 - self-attention keys/values live in one preallocated ``[layers, R, H, capacity, Dh]`` buffer per kind;
@@ -137,7 +137,7 @@ _PACKED = weakref.WeakKeyDictionary()
 
 
 def _signature(model: nn.Module) -> tuple:
-    # In-place updates (optimizer steps, load_state_dict) bump a tensor's version; new tensors move the pointer.
+    # In-place updates (optimizer steps, load_state_dict) bump a tensor's version; new ones move the pointer.
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
