@@ -3,7 +3,8 @@
 :class:`DecodeStepper` runs the same post-LN decoder as
 :class:`~spatialgen.models.visage.decoder.ViSAGeDecoder` (BART layout, Lewis et al. 2020; ViSAGe,
 Kim et al. 2025, repository jaeyeonkim99/visage, ``modeling/visage.py``) one position at a time for a
-fixed number of rows ``R`` (batch x guidance branches), with everything that does not change across steps prepared once:
+fixed number of rows ``R`` (batch x guidance branches), with everything that does not change across
+steps prepared once:
 
 - self-attention keys/values live in one preallocated ``[layers, R, H, capacity, Dh]`` buffer per kind;
   a step writes its position and attends over the written prefix (``static=False``) or over the whole
