@@ -146,8 +146,11 @@ def main() -> None:
     if args.official_src:
         if not (args.official_python and args.peers_script):
             parser.error("--official-src needs --official-python and --peers-script")
-        new = step_floor_rows() + official_rows(args)
+        new = step_floor_rows()
         merge_results(new)
+        for size in args.official_sizes.split(","):  # written after each size
+            new += official_rows(args, size)
+            merge_results(new)
         return
     rows = [bench_train("visage_small", "cpu", args.train_batch, amp=False)]
     rows += bench_generate("visage_small", "cpu", [1, 8], repeats=1)

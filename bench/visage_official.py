@@ -220,7 +220,7 @@ def ours_generate(model, cond, guidance: str, kw: dict, frames: int) -> torch.Te
     )
 
 
-def official_rows(args) -> list[dict[str, Any]]:
+def official_rows(args, size: str) -> list[dict[str, Any]]:
     """Official and our calls alternate one by one; one row per (size, batch, guidance, engine).
 
     Per (batch, guidance) and repeat: one official call, then one call of each of our engines, so slow
@@ -229,64 +229,64 @@ def official_rows(args) -> list[dict[str, Any]]:
     frames_of = {k: int(v) for k, v in _parse_map(args.official_frames).items()}
     batches_of = {k: [int(b) for b in v.split("+")] for k, v in _parse_map(args.official_batches).items()}
     rows: list[dict[str, Any]] = []
-    for size in args.official_sizes.split(","):
-        frames, batches = frames_of[size], batches_of[size]
-        dump = Path(args.work_dir) / f"{size}_f{frames}"
-        dump.mkdir(parents=True, exist_ok=True)
+    frames, batches = frames_of[size], batches_of[size]
+    dump = Path(args.work_dir) / f"{size}_f{frames}"
+    dump.mkdir(parents=True, exist_ok=True)
+    if not (dump / "inputs.safetensors").is_file():  # a finished dump is reused
         make_dump(args, size, dump, frames, max(batches))
-        model = load_official(dump).eval()
-        inp = load_file(str(dump / "inputs.safetensors"))
-        worker = OfficialWorker(args, dump)
-        num_frames = int(frames / 4 * 86)  # the official target length
-        steps = model.pattern.sequence_length(num_frames)
-        variants = DEFAULT_VARIANTS[size]
-        try:
-            for b in batches:
-                cond = tuple(inp[k][:b].float() for k in ("clip_embeds", "energy_map", "direction"))
-                for guidance, scale in (("none", 0.0), ("joint", 2.5)):
-                    worker.generate(b, scale)  # warm-up (as the peers tool's own)
-                    for v in variants:  # warm-up on 2 frames: packs the weights for this row count
-                        ours_generate(model, cond, guidance, VARIANTS[v], 2)
-                    times: dict[str, list[float]] = {v: [] for v in ["official", *variants]}
-                    codes: dict[str, torch.Tensor] = {}
-                    for _ in range(args.repeats):
-                        seconds, codes["official"] = worker.generate(b, scale)
-                        times["official"].append(seconds)
-                        for v in variants:
-                            call = partial(ours_generate, model, cond, guidance, VARIANTS[v], num_frames)
-                            seconds, _, codes[v] = _median_time(call, 1)
-                            times[v].append(seconds)
-                    official = codes["official"]
-                    t_off = statistics.median(times["official"])
+    model = load_official(dump).eval()
+    inp = load_file(str(dump / "inputs.safetensors"))
+    worker = OfficialWorker(args, dump)
+    num_frames = int(frames / 4 * 86)  # the official target length
+    steps = model.pattern.sequence_length(num_frames)
+    variants = DEFAULT_VARIANTS[size]
+    try:
+        for b in batches:
+            cond = tuple(inp[k][:b].float() for k in ("clip_embeds", "energy_map", "direction"))
+            for guidance, scale in (("none", 0.0), ("joint", 2.5)):
+                worker.generate(b, scale)  # warm-up (as the peers tool's own)
+                for v in variants:  # warm-up on 2 frames: packs the weights for this row count
+                    ours_generate(model, cond, guidance, VARIANTS[v], 2)
+                times: dict[str, list[float]] = {v: [] for v in ["official", *variants]}
+                codes: dict[str, torch.Tensor] = {}
+                for _ in range(args.repeats):
+                    seconds, codes["official"] = worker.generate(b, scale)
+                    times["official"].append(seconds)
                     for v in variants:
-                        mine = _as_official(codes[v], official.shape[1])
-                        t = statistics.median(times[v])
-                        rows.append(
-                            {
-                                "task": "official_compare",
-                                "size": size,
-                                **SIZES[size],
-                                "clip_frames": frames,
-                                "decoder_steps": steps,
-                                "batch": b,
-                                "guidance": guidance,
-                                "engine": v,
-                                "official_s": t_off,
-                                "official_runs_s": times["official"],
-                                "ours_s": t,
-                                "ours_runs_s": times[v],
-                                "speedup": t_off / t,
-                                "speedup_per_repeat": [o / m for o, m in zip(times["official"], times[v])],
-                                "tokens_identical": bool(torch.equal(mine, official)),
-                                "token_agreement": float((mine == official).float().mean()),
-                                "threads": torch.get_num_threads(),
-                            }
-                        )
-                        print(
-                            f"{size} {v} b={b} {guidance}: official {t_off:.2f} s, ours {t:.2f} s, "
-                            f"x{t_off / t:.2f}, identical={rows[-1]['tokens_identical']}",
-                            flush=True,
-                        )
-        finally:
-            worker.close()
+                        call = partial(ours_generate, model, cond, guidance, VARIANTS[v], num_frames)
+                        seconds, _, codes[v] = _median_time(call, 1)
+                        times[v].append(seconds)
+                official = codes["official"]
+                t_off = statistics.median(times["official"])
+                for v in variants:
+                    mine = _as_official(codes[v], official.shape[1])
+                    t = statistics.median(times[v])
+                    rows.append(
+                        {
+                            "task": "official_compare",
+                            "size": size,
+                            **SIZES[size],
+                            "clip_frames": frames,
+                            "decoder_steps": steps,
+                            "batch": b,
+                            "guidance": guidance,
+                            "engine": v,
+                            "official_s": t_off,
+                            "official_runs_s": times["official"],
+                            "ours_s": t,
+                            "ours_runs_s": times[v],
+                            "speedup": t_off / t,
+                            "speedup_per_repeat": [o / m for o, m in zip(times["official"], times[v])],
+                            "tokens_identical": bool(torch.equal(mine, official)),
+                            "token_agreement": float((mine == official).float().mean()),
+                            "threads": torch.get_num_threads(),
+                        }
+                    )
+                    print(
+                        f"{size} {v} b={b} {guidance}: official {t_off:.2f} s, ours {t:.2f} s, "
+                        f"x{t_off / t:.2f}, identical={rows[-1]['tokens_identical']}",
+                        flush=True,
+                    )
+    finally:
+        worker.close()
     return rows
