@@ -122,3 +122,16 @@ def test_compile_rejects_onednn(tiny_model):
     visual, energy, direction, _ = make_inputs(tiny_model.config, 1)
     with pytest.raises(ValueError, match="compile=True uses the compiler's own kernels"):
         generate(tiny_model, visual, energy, direction, compile=True, onednn=True)
+
+
+def test_packed_weights_keep_the_most_recent_geometries(tiny_model):
+    from spatialgen.models.visage.stepper import MAX_PACKED
+
+    keys = ((0,),)
+    packs = [
+        packed_weights(tiny_model, rows, keys, torch.float32, False) for rows in range(1, MAX_PACKED + 1)
+    ]
+    assert packed_weights(tiny_model, 1, keys, torch.float32, False) is packs[0]  # hit, now most recent
+    packed_weights(tiny_model, MAX_PACKED + 1, keys, torch.float32, False)  # evicts the least recent (rows 2)
+    assert packed_weights(tiny_model, 1, keys, torch.float32, False) is packs[0]
+    assert packed_weights(tiny_model, 2, keys, torch.float32, False) is not packs[1]

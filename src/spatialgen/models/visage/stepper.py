@@ -135,6 +135,8 @@ class PackedWeights:
 
 _PACKED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[tuple, PackedWeights]]]
 _PACKED = weakref.WeakKeyDictionary()
+#: Packings kept per model (each is a copy of the decoder and head weights: 0.8 GB at the published size).
+MAX_PACKED = 2
 
 
 def _signature(model: nn.Module) -> tuple:
@@ -145,16 +147,23 @@ def _signature(model: nn.Module) -> tuple:
 def packed_weights(
     model: nn.Module, rows: int, head_keys: tuple[tuple[int, ...], ...], dtype: torch.dtype, onednn: bool
 ) -> PackedWeights:
-    """The model's :class:`PackedWeights` for this geometry, rebuilt only when a parameter changed."""
+    """The model's :class:`PackedWeights` for this geometry, rebuilt only when a parameter changed.
+
+    The :data:`MAX_PACKED` most recently used geometries are kept (e.g. batch 1 with and without CFG).
+    """
     cache = _PACKED.setdefault(model, {})
     key = (rows, dtype, onednn, head_keys)
     signature = _signature(model)
-    hit = cache.get(key)
-    if hit is None or hit[0] != signature:
-        if hit is not None:  # the weights changed: every packing of this model is stale
-            cache.clear()
-        cache[key] = (signature, PackedWeights(model, rows, head_keys, dtype, onednn))
-    return cache[key][1]
+    hit = cache.pop(key, None)
+    if hit is not None and hit[0] != signature:  # the weights changed: every packing of this model is stale
+        cache.clear()
+        hit = None
+    if hit is None:
+        while len(cache) >= MAX_PACKED:
+            cache.pop(next(iter(cache)))
+        hit = (signature, PackedWeights(model, rows, head_keys, dtype, onednn))
+    cache[key] = hit  # most recently used last
+    return hit[1]
 
 
 class DecodeStepper:
