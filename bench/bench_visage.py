@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--official-sizes", default="d256,full", help="comma list of d256 / full")
     parser.add_argument("--official-frames", default="d256:8,full:2", help="CLIP frames per size (4 fps)")
     parser.add_argument("--official-batches", default="d256:1+4,full:1", help="generation batches per size")
+    parser.add_argument("--official-modes", default="none,joint", help="guidance modes (none / joint)")
+    parser.add_argument("--skip-floor", action="store_true", help="no floor rows (re-measuring comparisons)")
     parser.add_argument("--work-dir", default="/tmp/visage_bench", help="where the official dumps go")
     args, _ = parser.parse_known_args()  # run_all.py forwards its own flags to every benchmark
     if args.threads > 0:
@@ -146,7 +148,7 @@ def main() -> None:
     if args.official_src:
         if not (args.official_python and args.peers_script):
             parser.error("--official-src needs --official-python and --peers-script")
-        new = step_floor_rows()
+        new = [] if args.skip_floor else step_floor_rows()
         merge_results(new)
         for size in args.official_sizes.split(","):  # written after each size
             new += official_rows(args, size)
@@ -175,12 +177,19 @@ NOTE = (
 )
 
 
+IDENTITY = ("task", "config", "size", "device", "batch", "guidance", "engine", "bf16_autocast")
+
+
 def merge_results(rows: list[dict], note: str = NOTE) -> None:
-    """Write ``rows`` into results/visage.json, keeping earlier rows of the tasks not re-measured."""
+    """Write ``rows`` into results/visage.json, replacing only the earlier rows they re-measure."""
     path = RESULTS / "visage.json"
     old = json.loads(path.read_text())["results"] if path.is_file() else []
-    tasks = {r["task"] for r in rows}
-    write_results("visage", [r for r in old if r["task"] not in tasks] + rows, note=note)
+
+    def identity(row: dict) -> tuple:
+        return tuple(row.get(k) for k in IDENTITY)
+
+    new = {identity(r) for r in rows}
+    write_results("visage", [r for r in old if identity(r) not in new] + rows, note=note)
 
 
 if __name__ == "__main__":

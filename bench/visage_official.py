@@ -243,7 +243,8 @@ def official_rows(args, size: str) -> list[dict[str, Any]]:
     try:
         for b in batches:
             cond = tuple(inp[k][:b].float() for k in ("clip_embeds", "energy_map", "direction"))
-            for guidance, scale in (("none", 0.0), ("joint", 2.5)):
+            modes = [m for m in (("none", 0.0), ("joint", 2.5)) if m[0] in args.official_modes.split(",")]
+            for guidance, scale in modes:
                 worker.generate(b, scale)  # warm-up (as the peers tool's own)
                 for v in variants:  # warm-up on 2 frames: packs the weights for this row count
                     ours_generate(model, cond, guidance, VARIANTS[v], 2)
