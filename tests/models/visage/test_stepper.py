@@ -135,3 +135,11 @@ def test_packed_weights_keep_the_most_recent_geometries(tiny_model):
     packed_weights(tiny_model, MAX_PACKED + 1, keys, torch.float32, False)  # evicts the least recent (rows 2)
     assert packed_weights(tiny_model, 1, keys, torch.float32, False) is packs[0]
     assert packed_weights(tiny_model, 2, keys, torch.float32, False) is not packs[1]
+
+
+def test_float64_model_uses_the_fast_engine_exactly(tiny_model):
+    model = tiny_model.double()
+    visual, energy, direction, _ = make_inputs(model.config, 2, seed=10, dtype=torch.float64)
+    kw = dict(guidance="joint", do_sample=False)
+    plain = generate(model, visual, energy, direction, engine="plain", **kw)
+    assert torch.equal(generate(model, visual, energy, direction, **kw), plain)

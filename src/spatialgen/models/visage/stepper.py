@@ -206,7 +206,13 @@ class DecodeStepper:
                 "DecodeStepper: compile=True uses the compiler's own kernels; leave onednn unset"
             )
         if onednn is None:
-            onednn = device.type == "cpu" and onednn_available() and not compile
+            # oneDNN's packed CPU kernels: float32 and bfloat16 (float16/float64 go through F.linear).
+            onednn = (
+                device.type == "cpu"
+                and onednn_available()
+                and not compile
+                and dtype in (torch.float32, torch.bfloat16)
+            )
         static = static or compile
         if onednn and device.type != "cpu":
             raise ValueError("DecodeStepper: onednn=True needs CPU tensors; pass onednn=None or False")
