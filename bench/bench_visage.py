@@ -11,15 +11,26 @@ from the config (5 s). Reported per config and device:
 
 Default: ``visage_small`` on CPU; the full-size config (358.6 M) runs on CUDA when available
 (bf16 autocast for training, as the official recipe's mixed precision; float32 generation).
+
+``--official-src CHECKOUT --official-python PY`` adds the side-by-side rows against the official code
+(jaeyeonkim99/visage, ``modeling/visage.py`` ``generate_cfg``): the peers dump tool (``--peers-script``)
+writes seeded official weights and inputs, a worker in that interpreter loads them with the official class
+and times its greedy generation call by call, alternating with our engines on the same weights (through
+:func:`spatialgen.models.visage.load_official`) and inputs. Rows ``task=official_compare`` hold both
+medians, their ratio and whether the greedy tokens are identical to the official ones. Rows ``task=floor``
+give FLOPs and bytes per decoder step and the time floor at the single-thread bandwidth and GEMM rate
+measured in the same run (``visage_official.step_floor_rows``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 
 import torch
-from common import timeit, write_results
+from common import RESULTS, timeit, write_results
+from visage_official import official_rows, step_floor_rows
 
 from spatialgen.models.visage import ViSAGe, generate, get_config, stream_cross_entropy
 
@@ -119,9 +130,30 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU intra-op threads (default: torch's; 1 on a shared CPU)"
     )
+    parser.add_argument(
+        "--official-src", default=None, help="checkout of jaeyeonkim99/visage (side-by-side rows)"
+    )
+    parser.add_argument("--official-python", default=None, help="interpreter with transformers==4.40.2")
+    parser.add_argument("--peers-script", default=None, help="path of the peers tool visage_official_dump.py")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per official_compare variant")
+    parser.add_argument("--official-sizes", default="d256,full", help="comma list of d256 / full")
+    parser.add_argument("--official-frames", default="d256:8,full:2", help="CLIP frames per size (4 fps)")
+    parser.add_argument("--official-batches", default="d256:1+4,full:1", help="generation batches per size")
+    parser.add_argument("--official-modes", default="none,joint", help="guidance modes (none / joint)")
+    parser.add_argument("--skip-floor", action="store_true", help="no floor rows (re-measuring comparisons)")
+    parser.add_argument("--work-dir", default="/tmp/visage_bench", help="where the official dumps go")
     args, _ = parser.parse_known_args()  # run_all.py forwards its own flags to every benchmark
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.official_src:
+        if not (args.official_python and args.peers_script):
+            parser.error("--official-src needs --official-python and --peers-script")
+        new = [] if args.skip_floor else step_floor_rows()
+        merge_results(new)
+        for size in args.official_sizes.split(","):  # written after each size
+            new += official_rows(args, size)
+            merge_results(new)
+        return
     rows = [bench_train("visage_small", "cpu", args.train_batch, amp=False)]
     rows += bench_generate("visage_small", "cpu", [1, 8], repeats=1)
     if args.full:
@@ -131,15 +163,33 @@ def main() -> None:
         rows += bench_generate("visage_small", "cuda", [1, 8], repeats=2)
         rows.append(bench_train("visage", "cuda", 16, amp=True))
         rows += bench_generate("visage", "cuda", [1, 8], repeats=1)
-    write_results(
-        "visage",
-        rows,
-        note=(
-            "tokens_per_s = codec tokens (B*C*Q*F) per second of fwd+bwd+AdamW; rtf = seconds of 5-s FOA "
-            "audio generated per compute second (tokens only, top-k 256; joint CFG batches both branches); "
-            "peak_mem_mb = CUDA max allocated, or process peak RSS on CPU"
-        ),
-    )
+    merge_results(rows, note=NOTE)
+
+
+NOTE = (
+    "tokens_per_s = codec tokens (B*C*Q*F) per second of fwd+bwd+AdamW; rtf = seconds of 5-s FOA "
+    "audio generated per compute second (tokens only, top-k 256; joint CFG batches both branches); "
+    "peak_mem_mb = CUDA max allocated, or process peak RSS on CPU; official_compare: official and our "
+    "calls alternate one by one, medians of the repeats, speedup = official / ours, same seeded weights "
+    "(constants perturbed) and inputs, greedy, tokens compared with the official call's; floor: per decoder "
+    "step, bytes = weights + caches read, "
+    "time = max(bytes / bandwidth, flops / gemm rate) measured on this machine in the same run"
+)
+
+
+IDENTITY = ("task", "config", "size", "device", "batch", "guidance", "engine", "bf16_autocast")
+
+
+def merge_results(rows: list[dict], note: str = NOTE) -> None:
+    """Write ``rows`` into results/visage.json, replacing only the earlier rows they re-measure."""
+    path = RESULTS / "visage.json"
+    old = json.loads(path.read_text())["results"] if path.is_file() else []
+
+    def identity(row: dict) -> tuple:
+        return tuple(row.get(k) for k in IDENTITY)
+
+    new = {identity(r) for r in rows}
+    write_results("visage", [r for r in old if identity(r) not in new] + rows, note=note)
 
 
 if __name__ == "__main__":

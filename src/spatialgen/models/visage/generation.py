@@ -2,25 +2,30 @@
 
 The encoder runs once (on every guidance branch at once), cross-attention K/V are projected once, and
 each step feeds one row through the decoder with a self-attention cache. The heads used at step ``p``
-come from the model's code pattern (:meth:`CodePattern.schedule`). Guidance (reference/visage.md §2.4):
+come from the model's code pattern (:meth:`CodePattern.schedule`). Guidance (ViSAGe, Kim et al. 2025;
+jaeyeonkim99/visage ``modeling/visage.py``, ``generate_cfg`` / ``generate_dual_cfg``):
 
 - ``joint``: ``l = l(v,e,d) + s * (l(v,e,d) - l(∅,∅,∅))`` (what the released evaluation uses, s = 2.5);
 - ``dual``: ``l = l(v,e,d) + g_v * (l(v,e,∅) - l(∅,∅,∅)) + g_d * (l(∅,∅,d) - l(∅,∅,∅))``.
 
-All branches run as one batch (``[cond; uncond]`` or four blocks), so a step costs one decoder call.
+All branches run as one batch (``[cond; uncond]`` or four blocks), so a step costs one decoder call
+(the official code runs a separate pass per branch, also with guidance 0). Two engines: ``fast``
+(default, :class:`~spatialgen.models.visage.stepper.DecodeStepper`) and ``plain`` (module by module,
+:meth:`ViSAGe.decode_step`); both give the official greedy tokens in float32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from spatialgen.models.visage.model import ViSAGe
+from spatialgen.models.visage.stepper import DecodeStepper
 
-__all__ = ["Guidance", "codes_to_audio", "generate", "guidance_branches", "sample_logits"]
+__all__ = ["Engine", "Guidance", "codes_to_audio", "generate", "guidance_branches", "sample_logits"]
 
 Guidance = Literal["none", "joint", "dual"]
 
@@ -96,6 +101,9 @@ def _combine(logits: Tensor, guidance: Guidance, n: int, scale: float, direction
     return full + scale * (visual_only - uncond) + direction_scale * (direction_only - uncond)
 
 
+Engine = Literal["fast", "plain"]
+
+
 @torch.no_grad()
 def generate(
     model: ViSAGe,
@@ -113,6 +121,11 @@ def generate(
     top_p: float | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     pad_to_output: bool = True,
+    engine: Engine = "fast",
+    dtype: torch.dtype | None = None,
+    static: bool = False,
+    onednn: bool | None = None,
+    compile: bool = False,
 ) -> Tensor:
     """Generate codes ``[B, C, Q, F]`` for the given conditions.
 
@@ -128,6 +141,12 @@ def generate(
             batch row (each row then samples independently of the batch).
         pad_to_output: with the default length, repeat the last frame up to ``config.output_frames``
             (431 for 5 s: the official output covers the whole clip).
+        engine: ``fast`` (:class:`DecodeStepper`: static caches, packed weights, fused step) or ``plain``
+            (the module-by-module :meth:`ViSAGe.decode_step` path).
+        dtype: compute type of the fast engine (e.g. ``torch.bfloat16``; default the model's).
+        static: fast engine with position-independent shapes (CUDA-graph / compile friendly).
+        onednn: fast engine's packed oneDNN products (default: on CPU when the build has them).
+        compile: fast engine's static step through ``torch.compile`` (slow to compile on CPU; for GPUs).
 
     Returns:
         int64 codes ``[B, C, Q, F]``.
@@ -135,6 +154,10 @@ def generate(
     cfg = model.config
     if guidance == "dual" and not cfg.use_direction:
         raise ValueError("guidance='dual' needs a model with a direction input; use guidance='joint'")
+    if engine not in ("fast", "plain"):
+        raise ValueError(f"engine must be 'fast' or 'plain', got {engine!r}")
+    if engine == "plain" and (dtype is not None or static or onednn or compile):
+        raise ValueError("dtype, static, onednn and compile are options of engine='fast'")
     F_ = cfg.num_frames if num_frames is None else int(num_frames)
     pattern = model.pattern
     L = pattern.sequence_length(F_)
@@ -148,20 +171,12 @@ def generate(
     memory = model.encode(
         rep(visual), rep(energy_map), rep(direction), drop_visual=drop_v, drop_direction=drop_d
     )
-    state = model.start_decoding(memory, F_)
     schedule = [s.to(device) for s in pattern.schedule(F_)]
     sequence = torch.full((B, L, cfg.num_streams), cfg.pad_token, dtype=torch.long, device=device)
-    prev: Tensor | None = None
-    head_sets: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
-    for p in range(L):
-        hidden = model.decode_step(state, prev)  # [n*B, 1, d]
-        streams = schedule[p]
-        key = tuple(streams.tolist())
-        if key not in head_sets:  # a pattern uses a handful of head sets: gather each weight subset once
-            head_sets[key] = model.heads.select(streams)
-        logits = model.heads(hidden, selected=head_sets[key])[:, 0]  # [n*B, S, V]
+
+    def pick(logits: Tensor) -> Tensor:
         guided = _combine(logits, guidance, n, guidance_scale, direction_guidance_scale)
-        ids = sample_logits(
+        return sample_logits(
             guided,
             do_sample=do_sample,
             temperature=temperature,
@@ -169,13 +184,80 @@ def generate(
             top_p=top_p,
             generator=generator,
         )
-        sequence[:, p, streams] = ids
-        prev = sequence[:, p : p + 1].repeat(n, 1, 1)
+
+    if engine == "fast":
+        _decode_fast(
+            model,
+            memory,
+            schedule,
+            sequence,
+            n,
+            pick,
+            dtype=dtype,
+            static=static,
+            onednn=onednn,
+            compile=compile,
+        )
+    else:
+        _decode_plain(model, memory, schedule, sequence, n, pick, F_)
     codes = pattern.revert(sequence)
     if pad_to_output and num_frames is None and cfg.output_frames > F_:
         extra = codes[..., -1:].expand(*codes.shape[:-1], cfg.output_frames - F_)
         codes = torch.cat([codes, extra], dim=-1)
     return codes
+
+
+def _decode_plain(
+    model: ViSAGe,
+    memory: Tensor,
+    schedule: list[Tensor],
+    sequence: Tensor,
+    n: int,
+    pick: Callable[[Tensor], Tensor],
+    num_frames: int,
+) -> None:
+    """Module-by-module decoding (:meth:`ViSAGe.decode_step`); fills ``sequence [B, L, K]`` in place."""
+    state = model.start_decoding(memory, num_frames)
+    prev: Tensor | None = None
+    head_sets: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+    for p, streams in enumerate(schedule):
+        hidden = model.decode_step(state, prev)  # [n*B, 1, d]
+        key = tuple(streams.tolist())
+        if key not in head_sets:  # a pattern uses a handful of head sets: gather each weight subset once
+            head_sets[key] = model.heads.select(streams)
+        logits = model.heads(hidden, selected=head_sets[key])[:, 0]  # [n*B, S, V]
+        sequence[:, p, streams] = pick(logits)
+        prev = sequence[:, p : p + 1].repeat(n, 1, 1)
+
+
+def _decode_fast(
+    model: ViSAGe,
+    memory: Tensor,
+    schedule: list[Tensor],
+    sequence: Tensor,
+    n: int,
+    pick: Callable[[Tensor], Tensor],
+    *,
+    dtype: torch.dtype | None,
+    static: bool,
+    onednn: bool | None,
+    compile: bool,
+) -> None:
+    """Fused-step decoding (:class:`DecodeStepper`); fills ``sequence [B, L, K]`` in place.
+
+    The next input is the sum of the embeddings of the tokens just chosen (the slot's streams only: the
+    PAD entries of the plain path's row add nothing).
+    """
+    keys = [tuple(s.tolist()) for s in schedule]
+    stepper = DecodeStepper(
+        model, memory, len(schedule), schedule, dtype=dtype, static=static, onednn=onednn, compile=compile
+    )
+    x: Tensor | None = None
+    for p, streams in enumerate(schedule):
+        h = stepper.step(x)
+        ids = pick(stepper.logits(keys[p], h))  # [B, S]
+        sequence[:, p, streams] = ids
+        x = stepper.embed(keys[p], ids.repeat(n, 1))
 
 
 @torch.no_grad()
