@@ -14,6 +14,8 @@ threads, its data synthesis and logs) and must leave the calling run's random st
 that made the file on first use trains the same as a run that found it. The file lands where the recipe
 says, written atomically by :meth:`VisualDirectionModule.export_encoder`; delete it to have it made again.
 A lock next to the file keeps concurrent processes (several ranks, two runs) from training it twice.
+Frozen encoders are not saved in Lightning checkpoints, so a module rebuilt from one in another folder
+resolves the spec again (and makes the file there); exported pipelines carry the encoder's weights.
 
 ``NAME`` is a recipe of the spatialgen checkout (``<repository>/recipes/NAME.yaml``); a value ending in
 ``.yaml``/``.yml`` is a recipe path (relative to the current folder).
