@@ -11,12 +11,15 @@ from torch import Tensor, nn
 
 from spatialgen.errors import SpatialgenError
 
-__all__ = ["EncoderWeightsError", "load_state_file", "load_strict", "unwrap_state_dict"]
+__all__ = ["RECIPE_PREFIX", "EncoderWeightsError", "load_state_file", "load_strict", "unwrap_state_dict"]
 
-# Weight files a recipe of this repository writes: a missing one names the command that makes it.
-_MADE_BY = {
-    "visual_direction/tiny.safetensors": "spatialgen fit --config recipes/visual_direction_synthetic.yaml"
-}
+#: ``recipe:NAME`` as a weight spec: the file recipe NAME exports, made on first use
+#: (:mod:`spatialgen.encoders.recipe_weights`).
+RECIPE_PREFIX = "recipe:"
+
+# Weight files a recipe of this repository writes: a missing one names the recipe that makes it, and
+# how to have it made on first use. Only a hint: a missing path is always an error, never a training run.
+_MADE_BY = {"visual_direction/tiny.safetensors": "visual_direction_synthetic"}
 
 # Containers that training scripts wrap a state dict in (Lightning, slowfast/Motionformer, plain).
 _CONTAINER_KEYS = ("state_dict", "model_state", "model", "module", "weights")
@@ -30,8 +33,13 @@ def load_state_file(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a ``.safetensors`` file or a torch checkpoint (``weights_only``) into a flat state dict."""
     path = Path(path).expanduser()
     if not path.is_file():
-        maker = next((cmd for tail, cmd in _MADE_BY.items() if path.as_posix().endswith(tail)), None)
-        hint = f"make it with `{maker}` (CPU, ~1 min)" if maker else "pass an existing .safetensors/.pth file"
+        maker = next((name for tail, name in _MADE_BY.items() if path.as_posix().endswith(tail)), None)
+        hint = (
+            f"make it with `spatialgen fit --config recipes/{maker}.yaml` (CPU, ~1 min), or give "
+            f"`{RECIPE_PREFIX}{maker}` instead of the path to have it made on first use"
+            if maker
+            else "pass an existing .safetensors/.pth file"
+        )
         raise EncoderWeightsError(f"{path}: weight file not found; {hint}")
     try:
         if path.suffix == ".safetensors":

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from spatialgen.encoders.base import VisualEncoder
+from spatialgen.encoders.loading import RECIPE_PREFIX
 from spatialgen.registry import Registry
 
 __all__ = ["ENCODERS", "EncoderFactory", "create_encoder", "list_encoders", "register_encoder"]
@@ -47,7 +48,9 @@ def create_encoder(
         pretrained: False (the default, as in timm and :func:`~spatialgen.codecs.create_codec`) builds
             random weights; True loads the published weights (Hugging Face Hub / official URL, cached; a clear
             :class:`~spatialgen.weights.WeightsNotFoundError` when offline and not cached), a path (or an ``hf://owner/repo/file`` / URL spec, fetched and cached)
-            loads a ``.safetensors``/``.pth`` file strictly (official key layouts are converted).
+            loads a ``.safetensors``/``.pth`` file strictly (official key layouts are converted);
+            ``recipe:NAME`` loads the file recipe NAME exports, made by ``spatialgen fit`` on first use
+            (:mod:`spatialgen.encoders.recipe_weights`).
         device: build directly on this device (``"meta"`` builds without allocating memory).
         **kwargs: encoder options (``frozen``, ``chunk_size``, ``patch_tokens``, size options).
     """
@@ -59,10 +62,17 @@ def create_encoder(
             from spatialgen.weights import resolve_weights
 
             path = resolve_weights(text, what=f"weights for encoder {name!r}")
-        else:
+        elif not text.startswith(RECIPE_PREFIX):
             path = Path(text)
     with torch.device(device) if device is not None else nullcontext():
         encoder = factory(pretrained=pretrained is True, **kwargs)
+        if path is None and not isinstance(pretrained, bool):
+            # recipe:NAME, the file that recipe exports, made on first use; resolved after the encoder is
+            # built so its options are checked before a training run starts
+            from spatialgen.encoders.recipe_weights import ensure_recipe_weights
+
+            ref = os.fspath(pretrained)[len(RECIPE_PREFIX) :]
+            path = ensure_recipe_weights(ref, what=f"weights for encoder {name!r}")
         if path is not None:
             encoder.load_weights(path)
     return encoder
