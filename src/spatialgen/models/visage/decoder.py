@@ -1,4 +1,6 @@
-"""ViSAGe decoder over summed per-stream token embeddings, and its per-stream output heads (§1.4-1.5).
+"""ViSAGe decoder over summed per-stream token embeddings, and its per-stream output heads.
+
+After ``VisageAmbisonicsDecoder`` and ``dac_heads`` of jaeyeonkim99/visage ``modeling/visage.py``.
 
 Input at position ``p`` is the learned BOS (p = 0) or ``sum_k E_k[row_{p-1}[k]]`` (PAD contributes 0),
 plus a learned position (BART offset 2: position p uses row p + 2), then LayerNorm, dropout and the

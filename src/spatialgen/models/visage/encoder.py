@@ -1,4 +1,4 @@
-"""ViSAGe encoder over per-frame visual tokens (reference/visage.md §1.2).
+"""ViSAGe encoder over per-frame visual tokens (jaeyeonkim99/visage ``modeling/visage.py``).
 
 ``x_t = W v_t + MLP_E(e_t) + P[t] + MLP_D(d)``, wrapped as ``[bos; x_1..x_T; eos]``, then LayerNorm,
 dropout and the post-LN encoder layers. BOS/EOS get no position, energy or direction term.

@@ -1,6 +1,6 @@
 """Conditional flow matching for binaural latents: path, target, time sampling, loss and ODE samplers.
 
-Rectified-flow path (MMAudio, reference/mmaudio.md §2): ``x_t = (1 - t) x0 + t x1`` with noise
+Rectified-flow path (hkchengrex/MMAudio ``mmaudio/model/flow_matching.py``): ``x_t = (1 - t) x0 + t x1`` with noise
 ``x0 ~ N(0, I)`` at ``t = 0`` and data ``x1`` at ``t = 1``; target velocity ``x1 - x0``; ``t`` drawn
 logit-normal. Sampling integrates ``dx/dt = v(x, t)`` from 0 to 1 on a uniform grid with Euler (one
 evaluation per step), Heun or midpoint (two, second order). Classifier-free guidance evaluates the
