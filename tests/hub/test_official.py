@@ -1,5 +1,6 @@
 """An official ViSAGe release folder (BART config.json + pytorch_model.bin, built here at tiny size from the
-official key names of jaeyeonkim99/visage ``modeling/visage.py``) is detected and converted exactly by load_pretrained."""
+official key names of jaeyeonkim99/visage ``modeling/visage.py``) is detected and converted exactly
+by load_pretrained."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Two families live here:
 
 - :func:`energy_map`: a first-order beam ``b(u) = W + w1 · u·[X, Y, Z]`` steered over an equirect grid
   of cell centres, ``map = mean_t b²``. Row 0 is the top (highest elevation), column 0 is azimuth
-  ≈ +180° (the left edge), so the map is laid out like an equirect video frame (:mod:`spatialgen.spatial.projection`): +azimuth (left)
+  ≈ +180° (the left edge), so the map is laid out like an equirect video frame: +azimuth (left)
   sits left of the centre column.
 - :func:`visage_energy_map` / :func:`visage_sphere_sample`: the ViSAGe metric's map and its
   "sin θ" resampling to a 10,312-vector, bit-for-bit the same formulas (√2 beam quirk included),

@@ -1,5 +1,6 @@
 """Official checkpoint converter: a random official-layout state dict loads exactly, and our network
-reproduces a reference forward written here from jaeyeonkim99/visage ``modeling/visage.py`` on the official keys."""
+reproduces a reference forward written here from jaeyeonkim99/visage ``modeling/visage.py`` on the official
+keys."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""Code patterns: exact inverses, the ViSAGe layout (official ``preprocess_ambi.py``), and derived head schedules."""
+"""Code patterns: exact inverses, the official ViSAGe layout (``preprocess_ambi.py``), head schedules."""
 
 import pytest
 import torch

@@ -80,7 +80,8 @@ def test_energy_map_matches_reference():
     for b in range(2):
         np.testing.assert_allclose(got[b].numpy(), _reference_energy(tokens[b].numpy(), 7, 7), atol=1e-12)
     assert torch.allclose(got.sum(-1), torch.ones(2, 5, dtype=torch.float64), atol=1e-12)
-    # As with the official ``infer_clip_energy.py``: random 768-d CLIP-sized tokens leave 17-18 of the 49 entries exactly 0
+    # As the official ``infer_clip_energy.py`` does: random 768-d CLIP-sized tokens
+    # leave 17-18 of the 49 entries exactly 0
     zeros = (visual_energy_map(torch.randn(1, 20, 49, 768)) == 0).sum(-1)
     assert ((zeros >= 17) & (zeros <= 18)).all()
     # non-square grid, float32 and half inputs

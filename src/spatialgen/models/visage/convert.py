@@ -144,7 +144,7 @@ def _to_ambix_frame(out: dict[str, Tensor]) -> None:
 def config_from_official(
     official: Mapping[str, Any], state_dict: Mapping[str, Tensor] | None = None
 ) -> ViSAGeConfig:
-    """Our config from an official ``config.json`` (VisageConfig/BartConfig fields of the official ``modeling/visage_mono.py``).
+    """Our config from an official ``config.json`` (``VisageConfig`` fields of ``modeling/visage_mono.py``).
 
     With ``state_dict`` the channel count and the presence of the energy/direction inputs are read
     from the weights (the mono stage-1 model has 9 streams and neither module).

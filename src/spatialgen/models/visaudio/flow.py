@@ -1,10 +1,10 @@
 """Conditional flow matching for binaural latents: path, target, time sampling, loss and ODE samplers.
 
-Rectified-flow path (hkchengrex/MMAudio ``mmaudio/model/flow_matching.py``): ``x_t = (1 - t) x0 + t x1`` with noise
-``x0 ~ N(0, I)`` at ``t = 0`` and data ``x1`` at ``t = 1``; target velocity ``x1 - x0``; ``t`` drawn
-logit-normal. Sampling integrates ``dx/dt = v(x, t)`` from 0 to 1 on a uniform grid with Euler (one
-evaluation per step), Heun or midpoint (two, second order). Classifier-free guidance evaluates the
-conditional and unconditional velocities in one batched forward: ``v = w v_cond + (1 - w) v_uncond``.
+Rectified-flow path (hkchengrex/MMAudio ``mmaudio/model/flow_matching.py``): ``x_t = (1 - t) x0 + t x1`` with
+noise ``x0 ~ N(0, I)`` at ``t = 0`` and data ``x1`` at ``t = 1``; target velocity ``x1 - x0``; ``t`` drawn
+logit-normal. Sampling integrates ``dx/dt = v(x, t)`` from 0 to 1 on a uniform grid with Euler (one evaluation
+per step), Heun or midpoint (two, second order). Classifier-free guidance evaluates the conditional and
+unconditional velocities in one batched forward: ``v = w v_cond + (1 - w) v_uncond``.
 
 Both ears are updated together by default (Jacobi). ``sequential=True`` is the Gauss-Seidel variant:
 within each step the left ear is updated first and the right ear's velocity is evaluated on the
