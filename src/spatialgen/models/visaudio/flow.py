@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from spatialgen.models.visaudio.conditioning import Conditions
 
 __all__ = [
-    "FlowMatchingLoss",
     "VelocityFn",
     "cfg_velocity",
     "flow_matching_loss",
@@ -105,36 +104,6 @@ def flow_matching_loss(
     if diff_weight:
         loss = loss + diff_weight * ((v[:, 0] - v[:, 1]) - (target[:, 0] - target[:, 1])).pow(2).mean()
     return loss, per_ear
-
-
-class FlowMatchingLoss(nn.Module):
-    """Module form of :func:`flow_matching_loss` with the time-sampling settings stored."""
-
-    def __init__(
-        self,
-        t_mean: float = 0.0,
-        t_std: float = 1.0,
-        ear_weights: tuple[float, float] = (1.0, 1.0),
-        diff_weight: float = 0.0,
-    ):
-        super().__init__()
-        self.t_mean, self.t_std, self.ear_weights = float(t_mean), float(t_std), tuple(ear_weights)
-        self.diff_weight = float(diff_weight)
-
-    def forward(
-        self, net: nn.Module, x1: Tensor, cond: Conditions, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``(loss, per_ear)`` as in :func:`flow_matching_loss`."""
-        return flow_matching_loss(
-            net,
-            x1,
-            cond,
-            ear_weights=self.ear_weights,
-            diff_weight=self.diff_weight,
-            t_mean=self.t_mean,
-            t_std=self.t_std,
-            generator=generator,
-        )
 
 
 def cfg_velocity(net: nn.Module, cond: Conditions, uncond: Conditions | None, scale: float) -> VelocityFn:
