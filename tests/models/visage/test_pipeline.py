@@ -13,15 +13,6 @@ from spatialgen.models.visage.pipeline import ViSAGePipeline, visual_energy_map
 TINY_ENCODER = {"embed_dim": 16, "input_size": [56, 56], "fps": 800.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores: OpenMP barriers make tiny ops ~30x slower with 2 threads under load
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pipeline() -> ViSAGePipeline:
     return ViSAGePipeline(
         "visage_tiny",
