@@ -56,15 +56,7 @@ class ViSAGeDecoder(nn.Module):
         self.norm_embed = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            DecoderLayer(
-                d,
-                config.decoder_heads,
-                config.decoder_ffn_dim,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation_dropout=config.activation_dropout,
-                eps=config.layer_norm_eps,
-            )
+            DecoderLayer.from_config(config, config.decoder_heads, config.decoder_ffn_dim)
             for _ in range(config.decoder_layers)
         )
 

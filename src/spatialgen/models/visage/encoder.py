@@ -36,15 +36,7 @@ class ViSAGeEncoder(nn.Module):
         self.norm_embed = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(
-                d,
-                config.encoder_heads,
-                config.encoder_ffn_dim,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation_dropout=config.activation_dropout,
-                eps=config.layer_norm_eps,
-            )
+            EncoderLayer.from_config(config, config.encoder_heads, config.encoder_ffn_dim)
             for _ in range(config.encoder_layers)
         )
 

@@ -6,10 +6,17 @@ GELU is the exact (erf) one, LayerNorm eps comes from the config.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.nn.attention import KVCache, MultiHeadAttention
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from spatialgen.models.visage.config import ViSAGeConfig
 
 __all__ = ["DecoderLayer", "EncoderLayer", "FeedForward"]
 
@@ -63,6 +70,19 @@ class _PostLNLayer(nn.Module):
         self.ffn = FeedForward(dim, ffn_dim, activation_dropout)
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
         self.dropout = float(dropout)
+
+    @classmethod
+    def from_config(cls, config: ViSAGeConfig, heads: int, ffn_dim: int) -> Self:
+        """A layer of ``config``'s width, dropouts and LayerNorm epsilon with ``heads`` and ``ffn_dim``."""
+        return cls(
+            config.d_model,
+            heads,
+            ffn_dim,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation_dropout=config.activation_dropout,
+            eps=config.layer_norm_eps,
+        )
 
 
 class EncoderLayer(_PostLNLayer):
