@@ -1,9 +1,9 @@
 """The ``lightning`` console script.
 
-The name ``lightning`` is contested (reference/ecosystem.md §1): lightning 2.6 itself declares no such
-script, but lightning ≤ 2.5 and lightning-sdk (the Lightning AI Studios CLI) do. So this shim routes
-the trainer subcommands to spatialgen's LightningCLI and hands every other call on to lightning-sdk when
-it is installed, or explains what happened. ``spatialgen`` and ``python -m spatialgen`` never clash.
+The name ``lightning`` is contested (see each package's ``entry_points.txt``): lightning 2.6 itself declares
+no such script, but lightning ≤ 2.5 and lightning-sdk (the Lightning AI Studios CLI) do. So this shim routes
+the trainer subcommands to spatialgen's LightningCLI and hands every other call on to lightning-sdk when it is
+installed, or explains what happened. ``spatialgen`` and ``python -m spatialgen`` never clash.
 """
 
 from __future__ import annotations

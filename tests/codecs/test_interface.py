@@ -61,7 +61,7 @@ def test_official_dac_properties(name: str) -> None:
 
 
 def test_visage_frame_count() -> None:
-    """ViSAGe: 5 s at 44.1 kHz -> 431 DAC frames at 86.13 Hz (reference/visage.md §4.4)."""
+    """ViSAGe: 5 s at 44.1 kHz -> 431 DAC frames at 86.13 Hz (jaeyeonkim99/visage ``data/infer_dac.py``)."""
     with torch.device("meta"):
         codec = create_codec("dac_44khz")
     assert codec.num_frames(5 * 44100) == 431

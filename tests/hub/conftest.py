@@ -12,12 +12,8 @@ from zoo.entries import build_visage_debug, build_visaudio_debug
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores: OpenMP barriers make tiny ops much slower with 2 threads under load
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one intra-op thread (see ``tests/conftest.py``)."""
 
 
 def window(pipeline, batch: int = 1, seed: int = 0, size: int = 48) -> dict[str, torch.Tensor]:

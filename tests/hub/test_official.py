@@ -1,5 +1,6 @@
 """An official ViSAGe release folder (BART config.json + pytorch_model.bin, built here at tiny size from the
-key table of reference/visage.md §7) is detected and converted exactly by load_pretrained."""
+official key names of jaeyeonkim99/visage ``modeling/visage.py``) is detected and converted exactly
+by load_pretrained."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ OPTIONS = {
 
 
 def official_state(channels: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Official key names and shapes (reference/visage.md §7), random values."""
+    """Official key names and shapes (jaeyeonkim99/visage ``modeling/visage.py``), random values."""
     g = torch.Generator().manual_seed(seed)
     shapes: dict[str, tuple[int, ...]] = {
         "null_embedding": (CLIP,),

@@ -1,4 +1,4 @@
-"""Independent numpy / functional references for the official scorers' tests (mmaudio.md §7)."""
+"""Independent numpy / functional references for the official scorers' tests (hkchengrex/av-benchmark)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Independent numpy references for the metric tests, written from the formulas (spatial.md §5-6, mmaudio.md §7)."""
+"""Independent numpy references for the metric tests, written from the formulas.
+
+Sources: jaeyeonkim99/visage ``evaluate_spatial.py``; facebookresearch/2.5D-Visual-Sound ``evaluate.py``;
+hkchengrex/av-benchmark ``av_bench/metrics/{fad,kl,isc}.py``.
+"""
 
 from __future__ import annotations
 

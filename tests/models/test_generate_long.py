@@ -9,13 +9,7 @@ import torch
 from spatialgen.models.windows import plan_windows, row_seeds, window_frames, window_seed
 from zoo import load_pretrained
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["visage-debug", "visaudio-debug"])

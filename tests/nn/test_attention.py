@@ -79,25 +79,6 @@ def test_kv_cache_float32_tolerance():
     torch.testing.assert_close(steps, mha(x, causal=True), rtol=0, atol=1e-5)
 
 
-def test_rotary_hook_and_qk_norm_are_cache_consistent():
-    def rotary(q, k, offset):  # rotate pairs of channels by angle = position (a minimal RoPE)
-        def rot(t):
-            pos = torch.arange(offset, offset + t.shape[2], dtype=t.dtype)[:, None]
-            ang = pos * torch.linspace(0.1, 1.0, t.shape[-1] // 2, dtype=t.dtype)
-            a, b = t[..., 0::2], t[..., 1::2]
-            return torch.cat([a * ang.cos() - b * ang.sin(), a * ang.sin() + b * ang.cos()], -1)
-
-        return rot(q), rot(k)
-
-    mha = MultiHeadAttention(16, 2, qk_norm=True).double().eval()
-    x = torch.randn(1, 5, 16, dtype=torch.float64)
-    full = mha(x, causal=True, rotary=rotary)
-    cache = KVCache(1, 2, 8, capacity=5, dtype=torch.float64)
-    steps = torch.cat([mha(x[:, i : i + 1], causal=True, cache=cache, rotary=rotary) for i in range(5)], 1)
-    torch.testing.assert_close(steps, full, rtol=0, atol=1e-12)
-    assert (full - mha(x, causal=True)).abs().max() > 1e-3  # the hook is applied
-
-
 def test_causal_mask_is_bottom_right_aligned():
     m = causal_mask(2, 4)
     assert m.tolist() == [[True, True, True, False], [True, True, True, True]]

@@ -103,13 +103,13 @@ def visage_gains_reference() -> np.ndarray:
 
 
 def visage_map_reference(a: np.ndarray) -> np.ndarray:
-    """spatial.md §5 in loop form: a [T, 4] (W, Y, Z, X) -> sqrt(mean_t (g·a)²), row by row in time domain."""
+    """ViSAGe's map in loop form: a [T, 4] (W, Y, Z, X) -> sqrt(mean_t (g·a)²), row by row in time domain."""
     gains = visage_gains_reference()
     return np.stack([np.sqrt(((a @ gains[r]) ** 2).mean(0)) for r in range(90)])
 
 
 def sphere_sample_reference(m: np.ndarray) -> np.ndarray:
-    """spatial.md §5 step 5 (er_sphere_sample) with np.interp, row by row."""
+    """ViSAGe's ``er_sphere_sample`` (``utils/wild_360.py``) with np.interp, row by row."""
     out = []
     for e in range(90):
         count = int(np.round(180 * math.sin(math.pi * (e + 0.5) / 90)))
@@ -186,7 +186,7 @@ def test_visage_grid_and_beam_weights() -> None:
         torch.rad2deg(el[[0, 44, 89]]), torch.tensor([88.0, 0.0, -90.0], dtype=torch.float64)
     )
     g = doa.visage_beam_weights()
-    # spatial.md §5: at φ = 30°, ν = 20° the gains are [1, .6645, .342, 1.1509] (row 34, column 74).
+    # ViSAGe's steering: at φ = 30°, ν = 20° the gains are [1, .6645, .342, 1.1509] (row 34, column 74).
     assert torch.allclose(
         g[34, 74], torch.tensor([1.0, 0.6645, 0.342, 1.1509], dtype=torch.float64), atol=1e-4
     )
@@ -216,7 +216,7 @@ def test_visage_fit_length_and_chunk_errors() -> None:
 
 @pytest.mark.parametrize(("az", "el", "cc"), [(10, 0, 0.98), (90, 0, -0.007), (180, 0, -0.95), (0, 60, 0.62)])
 def test_visage_vectors_reproduce_reference_sanity_values(az: int, el: int, cc: float) -> None:
-    """visage.md §5.1 sanity table (GT = front plane wave): Pearson CC of the 10,312-vectors."""
+    """ViSAGe's metric (``evaluate_spatial.py``), GT = front plane wave: Pearson CC of the 10,312-vectors."""
     s = torch.randn(3200, dtype=torch.float64)
     gt = doa.visage_map_vector(encode(s, 0.0, 0.0), 16000).numpy()
     pred = doa.visage_map_vector(encode(s, az * DEG, el * DEG), 16000).numpy()

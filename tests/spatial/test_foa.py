@@ -1,7 +1,7 @@
 """FOA encoding, rotation and format conversion against numpy references written from the formulas.
 
 Frame: +x front, +y left, +z up; AmbiX [W, Y, Z, X] SN3D; camera pose R = Rz(yaw) Ry(-pitch) Rx(roll)
-and the camera hears R^T applied to the dipole (reference/spatial.md §0-§2).
+and the camera hears R^T applied to the dipole (the README's conventions).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_rotate_plane_wave_equals_encoding_at_rotated_direction(seed: int) -> No
         ((0, 0), (30, 0, 0), (-30.0, 0.0)),  # turn left -> front source moves right
         ((0, 0), (0, 20, 0), (0.0, -20.0)),  # look up -> front source moves down
         ((90, 0), (0, 0, 30), (90.0, -30.0)),  # roll (left ear up) -> left source moves down
-        ((10, -15), (-100, 35, 25), (117.266, -23.829)),  # combined pose, verified in spatial.md §2
+        ((10, -15), (-100, 35, 25), (117.266, -23.829)),  # combined pose, R_camᵀ u computed independently
         ((90, 0), (90, 0, 0), (0.0, 0.0)),  # camera turned to the left source sees it in front
     ],
 )

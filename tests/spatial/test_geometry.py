@@ -52,7 +52,7 @@ def test_camera_pose_semantics() -> None:
     # Looking up by 20° puts a front source 20° below the view axis.
     az, el = g.direction_to_angles(g.world_to_camera(g.direction(0.0, 0.0), g.rotation_matrix(0.0, 20 * deg)))
     assert el.item() == pytest.approx(-20 * deg, abs=1e-6)
-    # Verified combined pose from reference/spatial.md §2: pose (−100, 35, 25), source (10, −15).
+    # Combined pose (−100, 35, 25), source (10, −15): R_camᵀ u computed independently (117.266, −23.829).
     r = g.rotation_matrix(*(torch.tensor(v * deg, dtype=torch.float64) for v in (-100.0, 35.0, 25.0)))
     src = g.direction(torch.tensor(10 * deg, dtype=torch.float64), -15 * deg)
     az, el = g.direction_to_angles(g.world_to_camera(src, r))

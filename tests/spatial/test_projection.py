@@ -1,6 +1,6 @@
 """Tests for spatialgen.spatial.projection: equirect ↔ perspective geometry and rendering.
 
-The references here are written from reference/spatial.md §2–§3 in numpy, independently of the module
+The references here are written from the README's conventions in numpy, independently of the module
 (and of spatialgen.spatial.geometry).
 """
 
@@ -18,7 +18,7 @@ RAD = math.pi / 180.0
 HFOV = 90 * RAD
 
 
-# ---------------------------------------------------------------- numpy references (spatial.md §2–§3)
+# ---------------------------------------------------------------- numpy references (README conventions)
 
 
 def np_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -51,7 +51,7 @@ def np_equirect_dirs(height: int, width: int) -> np.ndarray:
 def np_render(
     eq: np.ndarray, yaw: float, pitch: float, roll: float, hfov: float, h: int, w: int
 ) -> np.ndarray:
-    """Step-by-step §3 lookup with bilinear interpolation (columns wrap, rows clamp): [C, h, w]."""
+    """Step-by-step equirect lookup with bilinear interpolation (columns wrap, rows clamp): [C, h, w]."""
     _, height, width = eq.shape
     f = (w / 2) / math.tan(hfov / 2)
     r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -140,7 +140,7 @@ def test_gaussian_dots_land_where_world_to_pixel_predicts() -> None:
 
 
 def test_verified_numbers_left_up_and_roll() -> None:
-    """spatial.md §3: 448×896 → 224×224 at 90°; 20° left → left half, 20° up → upper half, roll +30 → up-left."""
+    """448×896 → 224×224 at 90°; 20° left → left half, 20° up → upper half, roll +30 → up-left."""
     size = (224, 224)
     t20 = math.tan(20 * RAD)
     dots = np_unit(np.array([0.0, 20.0, 0.0, 0.0]) * RAD, np.array([0.0, 0.0, 20.0, 20.0]) * RAD)

@@ -27,13 +27,7 @@ SMALL = {  # visage_small's token layout (dac_synthetic, 4 codebooks) at a test-
 ENCODER = {"embed_dim": 32, "input_size": [56, 56], "fps": 4.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores: OpenMP barriers make tiny ops ~30x slower with 2 threads under load
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from spatialgen.registry import UnknownNameError
 from spatialgen.weights import WeightsNotFoundError
 from zoo import get_entry, list_pretrained, load_pretrained
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Expected layout under ``root`` (CSV columns and ``ambi.json`` exactly as published)::
 
     csv/yt_ambigen/train.csv | valid.csv | test.csv   header ``file_path``; rows ``<ytid>_<sec>.npy``
-    ambi.json              {"<ytid>_<sec>": [e, a], ...}  2° bins (reference/visage.md §4.2)
+    ambi.json              {"<ytid>_<sec>": [e, a], ...}  2° bins (jaeyeonkim99/visage README)
     video/<ytid>_<sec>.mp4 the 5-s 360° equirect clip (the official ``clip`` step: 4 fps, 896×448)
     audio/<ytid>_<sec>.wav | .flac | .opus | .ogg     its FOA, AmbiX [W, Y, Z, X]; when absent the
                            4-channel audio track of the mp4 is used

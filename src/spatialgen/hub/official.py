@@ -1,4 +1,6 @@
-"""Detect and convert a ViSAGe release folder exactly as its authors published it (reference/visage.md §7).
+"""Detect and convert a ViSAGe release folder exactly as its authors published it.
+
+The layout is the one jaeyeonkim99/visage ``generate_ambi.py`` loads with ``from_pretrained``.
 
 An official folder holds the HF ``transformers`` BART-style ``config.json`` (``model_type: "bart"`` and the
 ViSAGe fields ``num_rvq``, ``d_clip``, ``dac_vocab_size`` ...) and ``pytorch_model.bin`` or
@@ -35,7 +37,7 @@ __all__ = [
     "read_official",
 ]
 
-#: Where the authors published the checkpoints (their README; reference/visage.md §7).
+#: Where the authors published the checkpoints (jaeyeonkim99/visage ``README.md``).
 OFFICIAL_REPO = "jaeyeonkim99/visage"
 #: Weight file names of an official folder, in the order they are tried.
 OFFICIAL_WEIGHTS = ("pytorch_model.bin", "model.safetensors", "model.bin")

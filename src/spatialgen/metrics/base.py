@@ -17,7 +17,8 @@ def attach_module(metric: nn.Module, name: str, module: nn.Module | None) -> Non
     """Store ``module`` on ``metric`` without registering it as a submodule.
 
     An embedder registered inside a Metric would land in every checkpoint / Hub export holding the
-    metric (reference/ecosystem.md §6); this keeps ``metric.state_dict()`` empty of it. Move it to
+    metric (torchmetrics' ``Metric.state_dict`` includes submodules); this keeps ``metric.state_dict()``
+    empty of it. Move it to
     the data's device explicitly (see :meth:`ClipMeanMetric.module_on`).
     """
     if module is not None:

@@ -9,23 +9,15 @@ incremental decoding:
   result is passed back as ``kv=`` on every step.
 
 Projections are named ``q_proj``/``k_proj``/``v_proj``/``out_proj`` (the usual fairseq/BART layout).
-Optional: RMS QK-norm per head and a rotary hook ``rotary(q, k, offset) -> (q, k)`` applied to the
-per-head queries/keys (``offset`` = position of the first new query).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["KVCache", "MultiHeadAttention", "RotaryHook", "causal_mask"]
-
-#: ``rotary(q [B,H,N,Dh], k [B,H,M,Dh], offset) -> (q, k)``: rotates queries at positions offset..offset+N-1
-#: and keys at positions offset..offset+M-1 (self-attention only).
-RotaryHook = Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]
+__all__ = ["KVCache", "MultiHeadAttention", "causal_mask"]
 
 
 def causal_mask(n_queries: int, n_keys: int, *, device: torch.device | None = None) -> Tensor:
@@ -86,56 +78,33 @@ class KVCache:
         self.length = end
         return self.keys[:, :, :end], self.values[:, :, :end]
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep batch rows ``index`` (beam search / branch selection), in place."""
-        self.keys = self.keys.index_select(0, index)
-        self.values = self.values.index_select(0, index)
-
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with separate q/k/v/out projections, evaluated with SDPA.
+    """Multi-head attention with separate q/k/v/out projections (with biases), evaluated with SDPA.
 
     Args:
-        dim: model width (queries and output).
+        dim: model width (queries, keys/values source and output).
         num_heads: heads; ``dim`` must divide by it.
-        kv_dim: width of the context for cross-attention (default ``dim``).
-        bias: biases on the projections.
         dropout: attention-probability dropout (training only).
-        qk_norm: RMS-normalise queries and keys per head (with learned scales) before the product.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        kv_dim: int | None = None,
-        bias: bool = True,
-        dropout: float = 0.0,
-        qk_norm: bool = False,
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, *, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"MultiHeadAttention: dim {dim} is not divisible by num_heads {num_heads}")
-        kv_dim = dim if kv_dim is None else kv_dim
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.dropout = float(dropout)
-        self.q_proj = nn.Linear(dim, dim, bias=bias)
-        self.k_proj = nn.Linear(kv_dim, dim, bias=bias)
-        self.v_proj = nn.Linear(kv_dim, dim, bias=bias)
-        self.out_proj = nn.Linear(dim, dim, bias=bias)
-        self.q_norm = nn.RMSNorm(self.head_dim) if qk_norm else None
-        self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else None
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
 
     def _split(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)  # [B, H, N, Dh]
 
     def project_kv(self, context: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-head keys and values ``[B, H, M, Dh]`` of ``context [B, M, kv_dim]`` (cache them for cross-attention)."""
-        k = self._split(self.k_proj(context))
-        if self.k_norm is not None:
-            k = self.k_norm(k)
-        return k, self._split(self.v_proj(context))
+        """Per-head keys and values ``[B, H, M, Dh]`` of ``context [B, M, dim]`` (cache across steps)."""
+        return self._split(self.k_proj(context)), self._split(self.v_proj(context))
 
     def forward(
         self,
@@ -144,37 +113,23 @@ class MultiHeadAttention(nn.Module):
         *,
         kv: tuple[Tensor, Tensor] | None = None,
         causal: bool = False,
-        attn_mask: Tensor | None = None,
         cache: KVCache | None = None,
-        rotary: RotaryHook | None = None,
     ) -> Tensor:
         """Attend from ``x [B, N, dim]``.
 
         Args:
             x: queries (and, for self-attention, keys/values).
-            context: ``[B, M, kv_dim]`` keys/values source for cross-attention.
+            context: ``[B, M, dim]`` keys/values source for cross-attention.
             kv: precomputed ``project_kv(context)`` (takes precedence over ``context``).
             causal: causal self-attention (with a cache: over all cached positions plus the new ones).
-            attn_mask: boolean (True = attend) or additive mask broadcastable to ``[B, H, N, M]``.
             cache: self-attention :class:`KVCache`; the new keys/values are appended to it.
-            rotary: rotary hook for self-attention, applied at the cache offset.
 
         Returns:
             ``[B, N, dim]``.
         """
         q = self._split(self.q_proj(x))
-        if self.q_norm is not None:
-            q = self.q_norm(q)
         is_self = kv is None and context is None
-        offset = cache.length if cache is not None else 0
-        if kv is not None:
-            k, v = kv
-        else:
-            k, v = self.project_kv(x if context is None else context)
-        if rotary is not None:
-            if not is_self:
-                raise ValueError("MultiHeadAttention: rotary embeddings apply to self-attention only")
-            q, k = rotary(q, k, offset)
+        k, v = kv if kv is not None else self.project_kv(x if context is None else context)
         if cache is not None:
             if not is_self:
                 raise ValueError(
@@ -182,18 +137,10 @@ class MultiHeadAttention(nn.Module):
                 )
             k, v = cache.append(k, v)
         n, m = q.shape[2], k.shape[2]
-        is_causal = False
-        if causal and n > 1:
-            if attn_mask is None and n == m:
-                is_causal = True  # top-left == bottom-right alignment: let SDPA use its fused causal path
-            else:
-                cm = causal_mask(n, m, device=q.device)
-                if attn_mask is None:
-                    attn_mask = cm
-                elif attn_mask.dtype == torch.bool:
-                    attn_mask = attn_mask & cm
-                else:
-                    attn_mask = attn_mask.masked_fill(~cm, float("-inf"))
+        attn_mask = None
+        is_causal = causal and n > 1 and n == m  # top-left == bottom-right alignment: SDPA's fused path
+        if causal and n > 1 and n != m:
+            attn_mask = causal_mask(n, m, device=q.device)
         out = F.scaled_dot_product_attention(
             q,
             k,

@@ -1,7 +1,7 @@
 """Binaural rendering: first-order ambisonics (AmbiX) or mono sources -> ``[..., 2, T]`` (ears ``[L, R]``).
 
-FOA is rendered with 4 SH-domain filters per ear (reference/spatial.md §4), ``b_ear = Σ_c h_ear,c * foa_c``,
-designed from an HRIR set by one of:
+FOA is rendered with 4 SH-domain filters per ear (Zotter & Frank, *Ambisonics*, Springer 2019),
+``b_ear = Σ_c h_ear,c * foa_c``, designed from an HRIR set by one of:
 
 - ``"magls"`` (default): magnitude least-squares (Schörkhuber, Zaunschirm & Höldrich 2018). Complex
   least-squares fit of the HRTFs by first-order SH below ``cutoff`` (1.5 kHz), magnitude-only fit above

@@ -1,6 +1,6 @@
 """Binaural cues measured from ``[..., 2, T]`` signals (ears ``[L, R]``), shared by tests and metrics.
 
-Sign conventions (reference/spatial.md §4, §6), all "positive = left":
+Sign conventions (the README's conventions), all "positive = left":
 
 - ILD ``= 10·log10(E_L / E_R)`` dB: positive when the left ear is louder.
 - ITD in seconds: positive when the left ear leads (hears the sound earlier).

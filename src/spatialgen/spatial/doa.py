@@ -4,7 +4,7 @@ For AmbiX input ``[..., 4, T]`` (ACN [W, Y, Z, X], SN3D) the STFT-domain pseudo-
 
     I(t, f) = Re{ W*(t, f) · [X, Y, Z](t, f) }
 
-(reference/spatial.md §5). A plane wave ``s`` from ``u`` encodes to ``[s, s·u_y, s·u_z, s·u_x]``, so
+(Jarrett, Habets & Naylor 2010). A plane wave ``s`` from ``u`` encodes to ``[s, s·u_y, s·u_z, s·u_x]``, so
 ``I = |S|² u`` in every bin and the DOA is exact. Summing ``I`` over time-frequency bins weights each
 bin by its energy. Diffuseness uses the SN3D energy density ``E = ½(|W|² + ‖[X, Y, Z]‖²)``:
 

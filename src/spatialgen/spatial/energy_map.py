@@ -1,10 +1,10 @@
 """Steered-response energy maps from FOA, including ViSAGe's exact evaluation map.
 
-Two families live here (reference/spatial.md §5):
+Two families live here:
 
 - :func:`energy_map`: a first-order beam ``b(u) = W + w1 · u·[X, Y, Z]`` steered over an equirect grid
   of cell centres, ``map = mean_t b²``. Row 0 is the top (highest elevation), column 0 is azimuth
-  ≈ +180° (the left edge), so the map is laid out like an equirect video frame (§3): +azimuth (left)
+  ≈ +180° (the left edge), so the map is laid out like an equirect video frame: +azimuth (left)
   sits left of the centre column.
 - :func:`visage_energy_map` / :func:`visage_sphere_sample`: the ViSAGe metric's map and its
   "sin θ" resampling to a 10,312-vector, bit-for-bit the same formulas (√2 beam quirk included),
@@ -42,7 +42,7 @@ __all__ = [
     "visage_sphere_sample",
 ]
 
-# First-order gain w1 of the dipole part for AmbiX (SN3D) input: b = W + w1 · u·d (spatial.md §4a, §5).
+# First-order gain w1 of the dipole part for AmbiX (SN3D) input: b = W + w1 · u·d (Zotter & Frank 2019).
 BEAM_ORDER1_GAINS: dict[str, float] = {
     "cardioid": 1.0,  # in-phase decoder, no rear lobe
     "max_re": math.sqrt(3.0),  # 3-D max-rE for N=1
@@ -143,7 +143,7 @@ def out_dtype(x: Tensor | np.ndarray) -> torch.dtype:
 
 
 # ------------------------------------------------------------------------------------------------
-# ViSAGe's evaluation map (reference/spatial.md §5, reference/visage.md §5.1)
+# ViSAGe's evaluation map (jaeyeonkim99/visage ``evaluate_spatial.py``, ``utils/view_video.py``)
 
 
 def visage_grid(

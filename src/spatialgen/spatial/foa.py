@@ -2,9 +2,9 @@
 
 FOA is AmbiX everywhere inside spatialgen: ACN channel order ``[W, Y, Z, X]`` with SN3D weights,
 so a plane wave ``s`` from the unit vector ``u`` is ``[s, s·u_y, s·u_z, s·u_x]``
-(reference/spatial.md §1). FuMa and N3D exist only at the edges (import/export).
+(AmbiX, Nachbar et al. 2011). FuMa and N3D exist only at the edges (import/export).
 
-Rotation (reference/spatial.md §2): a camera with pose ``R = Rz(yaw)·Ry(−pitch)·Rx(roll)``
+Rotation (the README's conventions): a camera with pose ``R = Rz(yaw)·Ry(−pitch)·Rx(roll)``
 (:func:`rotation_matrix`) hears the world sound field with the dipole ``d = (X, Y, Z)`` replaced by
 ``Rᵀ d``; W is unchanged. Time-varying poses are applied per sample, which avoids the clicks of
 per-video-frame switching.

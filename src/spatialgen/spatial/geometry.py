@@ -1,6 +1,7 @@
 """Directions, rotations and angle conventions shared by every spatial module.
 
-One right-handed frame everywhere (DESIGN.md, reference/spatial.md §0): +x front, +y left, +z up.
+One right-handed frame everywhere (that of AmbiX and SOFA ``SimpleFreeFieldHRIR``; the README's conventions):
++x front, +y left, +z up.
 Azimuth φ runs anticlockwise from the front (+90° = left), elevation θ upward, and
 ``u(φ, θ) = (cos φ cos θ, sin φ cos θ, sin θ)``. Angles are radians.
 
@@ -138,7 +139,8 @@ def ambigen_bins_to_angles(e: AngleLike, a: AngleLike) -> tuple[Tensor, Tensor]:
     """YT-Ambigen ``ambi.json`` ``[e, a]`` 2° bins -> camera (azimuth, elevation) in radians.
 
     ``φ = 179 − 2a`` degrees and ``θ = 89 − 2e`` degrees: the convention of the official crop and
-    rotation augmentation (reference/spatial.md §1; the repo's ``mono_to_ambi.py`` is mirrored).
+    rotation augmentation (jaeyeonkim99/visage ``utils/prepare_dataset.py``, ``preprocess_ambi.py``;
+    its ``data/mono_to_ambi.py`` uses the mirror ``φ = 2a − 179``).
     """
     e_t, a_t = as_angles(e, a)
     return torch.deg2rad(179.0 - 2.0 * a_t), torch.deg2rad(89.0 - 2.0 * e_t)

@@ -5,7 +5,7 @@ which is also the frame of SOFA ``SimpleFreeFieldHRIR`` spherical source positio
 ``[L, R]``. Every set can be produced at any sample rate:
 
 - ``"spherical-head"`` (default, no data): Brown & Duda (1998) head shadow + Woodworth delay on a dense
-  sphere, regenerated exactly at each rate (reference/spatial.md §4).
+  sphere, regenerated exactly at each rate.
 - ``"mit-kemar"``: MIT KEMAR (normal pinna) from the Debian package ``libmysofa1``.
 - any path to a ``SimpleFreeFieldHRIR`` SOFA file, read with ``sofar``.
 

@@ -1,6 +1,7 @@
 """Equirectangular (360°) frames ↔ pinhole perspective views, and the pixel ↔ direction maps.
 
-Conventions (reference/spatial.md §0, §3), frame +x front, +y left, +z up:
+Conventions (the README's conventions; see :mod:`spatialgen.spatial.geometry`), frame +x front, +y left,
++z up:
 
 - Equirect ``H × W``: the centre of pixel ``(i, j)`` is at longitude ``π(1 − 2(j + ½)/W)`` (+π at the
   left edge, 0 in the middle, +90° = left at ``W/4``) and latitude ``π/2 − π(i + ½)/H`` (up at the

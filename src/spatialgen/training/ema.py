@@ -187,14 +187,6 @@ class EMA(Callback):
         for name, e in zip(self.names, self.ema):
             e.copy_(tensors[name])
 
-    @torch.no_grad()
-    def copy_to(self, network: torch.nn.Module) -> None:
-        """Write the EMA weights into ``network`` (same architecture), e.g. before export."""
-        named = _named_trainable(network)
-        ema = dict(zip(self.names, self.ema if self._backup is None else [p.detach() for p in self._params]))
-        for name, p in named.items():
-            p.copy_(ema[name])
-
 
 def ema_state_dict_from_checkpoint(checkpoint: Mapping[str, Any], attribute: str = "network") -> dict:
     """The network's ``state_dict`` with EMA weights, from a loaded Lightning checkpoint dict.

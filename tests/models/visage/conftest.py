@@ -23,12 +23,8 @@ def make_inputs(cfg, batch, seed=0, dtype=torch.float32):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: one intra-op thread avoids OpenMP spin-wait stalls on a shared CPU (10-30x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs on one intra-op thread (see ``tests/conftest.py``)."""
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Official checkpoint converter (§7): a random official-layout state dict loads exactly, and our network
-reproduces a reference forward written here from reference/visage.md §1.2-1.5 on the official keys."""
+"""Official checkpoint converter: a random official-layout state dict loads exactly, and our network
+reproduces a reference forward written here from jaeyeonkim99/visage ``modeling/visage.py`` on the official
+keys."""
 
 import json
 import math
@@ -21,7 +22,7 @@ CFG = get_config("visage_tiny", dropout=0.0)
 
 
 def official_state_dict(cfg, *, mono=False, seed=0):
-    """Every tensor of the official layout (§7 table) for ``cfg``, random values."""
+    """Every tensor of the official layout (``modeling/visage.py``) for ``cfg``, random values."""
     g = torch.Generator().manual_seed(seed)
     d, V, K = cfg.d_model, cfg.codebook_size, (1 if mono else cfg.num_channels) * cfg.num_codebooks
     rows = math.ceil((V + 1) / 64) * 64
@@ -86,7 +87,7 @@ def official_state_dict(cfg, *, mono=False, seed=0):
     return {k.replace(".o_proj.", ".out_proj."): v for k, v in sd.items()}
 
 
-# ----------------------------------------------------------------------------- reference forward (§1.2-1.5)
+# ----------------------------------------------------------------------------- reference forward (official)
 def layer_norm(x, sd, p, eps=1e-5):
     mu = x.mean(-1, keepdim=True)
     var = ((x - mu) ** 2).mean(-1, keepdim=True)
@@ -240,7 +241,7 @@ def test_official_key_count_matches_the_release_layout():
             codebook_size=8,
         )
     )
-    assert len(names) == 539  # §7: 539 tensors in the released FOA checkpoint
+    assert len(names) == 539  # 539 tensors in the released FOA checkpoint
 
 
 def test_unmapped_and_missing_keys_are_listed():

@@ -1,4 +1,4 @@
-"""ViSAGe network: config round trip, full-size parameter count (§1.8), forward, embeddings, loss (§1.7)."""
+"""ViSAGe network: config round trip, full-size parameter count, forward, embeddings, loss."""
 
 import json
 import math
@@ -34,7 +34,7 @@ def test_full_config_lengths():
 
 
 def test_full_size_parameter_count_matches_reference():
-    """§1.8 counts include the official dead ``embed_spatial`` (4 x 1024), which this network omits."""
+    """The official model's counts include its dead ``embed_spatial`` (4 x 1024), which this network omits."""
     with torch.device("meta"):
         foa = ViSAGe()
         mono = ViSAGe(get_config("visage_mono"))

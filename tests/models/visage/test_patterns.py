@@ -1,4 +1,4 @@
-"""Code patterns: exact inverses, the ViSAGe layout of reference/visage.md §1.6, and derived head schedules."""
+"""Code patterns: exact inverses, the official ViSAGe layout (``preprocess_ambi.py``), head schedules."""
 
 import pytest
 import torch
@@ -39,7 +39,7 @@ def test_visage_layout_matches_the_reference_table_for_three_frames():
 
     w_r_and_s_p = [*range(1, 9), 9, 18, 27]
     s_r = [*range(10, 18), *range(19, 27), *range(28, 36)]
-    # Hand-written from §1.6: row -> (streams, frame) groups.
+    # Hand-written from the official ``prepare_dac``: row -> (streams, frame) groups.
     table = {
         0: [([0], 0)],
         1: [(w_r_and_s_p, 0)],
@@ -55,7 +55,7 @@ def test_visage_layout_matches_the_reference_table_for_three_frames():
             for k in streams:
                 expected[row, k] = tok(k, t)
     assert torch.equal(seq[0], expected)
-    # The generation head lists of §1.6 (first, odd, even, last) follow from the pattern.
+    # The official generation head lists (first, odd, even, last) follow from the pattern.
     sched = [s.tolist() for s in pattern.schedule(3)]
     assert sched == [[0], w_r_and_s_p, [0, *s_r], w_r_and_s_p, [0, *s_r], w_r_and_s_p, s_r]
 

@@ -4,7 +4,7 @@ Front-end (``mel_features.py`` of the release): 16 kHz; frames of 25 ms (400 sam
 no centring) every 10 ms; ``|rfft|`` with 512 points; 64 HTK mel bands 125–7500 Hz; ``log(mel + 0.01)``;
 non-overlapping examples of 96 frames x 64 bands. Network: VGG (conv 64-M-128-M-256-256-M-512-512-M),
 flatten in (H, W, C) order, ``Linear(12288, 4096)-ReLU-Linear(4096, 4096)-ReLU-Linear(4096, 128)``
-without the final ReLU and without PCA / quantisation (reference/mmaudio.md §7).
+without the final ReLU and without PCA / quantisation (hkchengrex/av-benchmark ``vggish/vggish.py``).
 Weights: torchvggish's ``vggish-10086976.pth`` (same key layout; its ``pproc.*`` PCA keys are dropped).
 """
 

@@ -1,6 +1,6 @@
 """Binaural metrics of ``[B, 2, T]`` (``[L, R]``) predictions against ground truth, per clip ``[B]``.
 
-Exact formulas (reference/spatial.md §6):
+Exact formulas (facebookresearch/2.5D-Visual-Sound ``evaluate.py``; CCStereo's ``util/eval.py``):
 
 - 2.5D Visual Sound (Gao & Grauman 2019): STFT distance ``Σ_ch ½·mean|ΔX|²`` (the mean over stacked
   re/im planes) with ``n_fft=512, hop=160, win=400`` (periodic Hann, centred, zero padding as librosa ≥

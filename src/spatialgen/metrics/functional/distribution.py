@@ -1,4 +1,6 @@
-"""Distribution metrics on audio embeddings / classifier logits (reference/mmaudio.md §7, av-benchmark).
+"""Distribution metrics on audio embeddings / classifier logits.
+
+As hkchengrex/av-benchmark computes them (``av_bench/metrics/fad.py``, ``kl.py``, ``isc.py``):
 
 - Fréchet distance ``|μ1 − μ2|² + tr Σ1 + tr Σ2 − 2 tr (Σ1 Σ2)^½`` with ``Σ`` the unbiased covariance
   (``np.cov``, ddof 1); ``tr (Σ1 Σ2)^½ = Σ sqrt(eig(Σ1^½ Σ2 Σ1^½))`` (symmetric, so no complex sqrtm).

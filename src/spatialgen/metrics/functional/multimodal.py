@@ -1,4 +1,4 @@
-"""Audio-visual scores from encoder outputs (reference/mmaudio.md §7).
+"""Audio-visual scores from encoder outputs (hkchengrex/av-benchmark ``av_bench/evaluate.py``).
 
 - ImageBind score: per clip ``cos(v_i, a_i)`` of the video and audio embeddings (reported ×100).
 - DeSync: Synchformer's offset head gives logits over ``linspace(-2, 2, 21)`` s for each window; the

@@ -1,6 +1,6 @@
 """Spatial metrics of FOA: ViSAGe's energy-map CC / AUC-Judd and intensity-DOA error.
 
-ViSAGe's protocol (reference/spatial.md §5, reference/visage.md §5.1), reproduced exactly:
+ViSAGe's protocol (jaeyeonkim99/visage ``evaluate_spatial.py``, ``utils/view_video.py``), reproduced exactly:
 
 1. FOA ``[B, 4, T]`` (AmbiX, 16 kHz in the paper), padded or truncated to 5 s;
 2. RMS energy map on the 2° grid with ViSAGe's √2 beam, per whole clip, 1 s chunks (1 fps) or 0.2 s

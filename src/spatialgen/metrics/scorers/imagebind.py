@@ -1,4 +1,7 @@
-"""ImageBind-huge audio and vision towers as av-benchmark's IB-score uses them (reference/mmaudio.md §7).
+"""ImageBind-huge audio and vision towers as av-benchmark's IB-score uses them.
+
+ImageBind (Girdhar et al., CVPR 2023) as hkchengrex/av-benchmark ``extract_video.py`` and
+``data/audio_dataset.py`` feed it.
 
 Vision (ViT-H/14 over 2-frame clips): Conv3d patch embedding, kernel = stride = (2, 14, 14), no bias ->
 1 temporal x 16 x 16 patches; a CLS token; learnable positions; a pre-transformer LayerNorm; 32 pre-LN
@@ -153,7 +156,7 @@ class ImageBindScorer(nn.Module):
             raise InvalidAudioError(
                 f"imagebind: audio must be float [batch, channels, samples], got {tuple(audio.shape)}"
             )
-        wave = audio[:, 0].to(torch.float64)  # kaldi fbank with channel=-1 reads channel 0 (mmaudio.md §7)
+        wave = audio[:, 0].to(torch.float64)  # kaldi fbank with channel=-1 reads channel 0 (torchaudio)
         duration = wave.shape[-1] / cfg.sample_rate
         clip = round(cfg.clip_seconds * cfg.sample_rate)
         step = max(duration - cfg.clip_seconds, 0.0) / max(cfg.audio_clips - 1, 1)

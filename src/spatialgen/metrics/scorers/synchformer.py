@@ -1,4 +1,7 @@
-"""Synchformer's audio branch and synchronisation head, for av-benchmark's DeSync (reference/mmaudio.md §7).
+"""Synchformer's audio branch and synchronisation head, for av-benchmark's DeSync.
+
+Synchformer (Iashin et al., ICASSP 2024) as hkchengrex/av-benchmark ``synchformer/synchformer.py`` and
+``extract.py`` use it.
 
 The visual branch is :class:`spatialgen.encoders.synchformer.SynchformerEncoder` (reused as is).
 

@@ -1,8 +1,8 @@
 """ViSAGe network configuration: one dataclass, the full published size by default, named small sizes.
 
-Defaults are the released model (reference/visage.md §1.1): d=1024, 6 encoder + 12 decoder layers,
-16 heads, FFN 4096, 4 FOA channels x 9 codebooks of the 44.1 kHz DAC (1024 entries), 5 s clips with
-20 CLIP frames (4 fps) and 430 code frames. ``to_dict`` / ``from_dict`` round-trip through JSON.
+Defaults are the released model (jaeyeonkim99/visage ``cfg/config.json``): d=1024, 6 encoder + 12 decoder
+layers, 16 heads, FFN 4096, 4 FOA channels x 9 codebooks of the 44.1 kHz DAC (1024 entries), 5 s clips with 20
+CLIP frames (4 fps) and 430 code frames. ``to_dict`` / ``from_dict`` round-trip through JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Load the released ViSAGe checkpoints (HF ``transformers`` BART layout, reference/visage.md §7) exactly.
+"""Load the released ViSAGe checkpoints (HF ``transformers`` BART layout, jaeyeonkim99/visage) exactly.
 
 The official state dict has per-stream ``model.decoder.embed_dac.{k}`` tables and ``dac_heads.{k}``
 linears (stacked here into one tensor each), BART names for the layers, an optional ``module.`` prefix
@@ -144,7 +144,7 @@ def _to_ambix_frame(out: dict[str, Tensor]) -> None:
 def config_from_official(
     official: Mapping[str, Any], state_dict: Mapping[str, Tensor] | None = None
 ) -> ViSAGeConfig:
-    """Our config from an official ``config.json`` (VisageConfig/BartConfig fields, §1.1).
+    """Our config from an official ``config.json`` (``VisageConfig`` fields of ``modeling/visage_mono.py``).
 
     With ``state_dict`` the channel count and the presence of the energy/direction inputs are read
     from the weights (the mono stage-1 model has 9 streams and neither module).

@@ -1,4 +1,6 @@
-"""ViSAGe decoder over summed per-stream token embeddings, and its per-stream output heads (§1.4-1.5).
+"""ViSAGe decoder over summed per-stream token embeddings, and its per-stream output heads.
+
+After ``VisageAmbisonicsDecoder`` and ``dac_heads`` of jaeyeonkim99/visage ``modeling/visage.py``.
 
 Input at position ``p`` is the learned BOS (p = 0) or ``sum_k E_k[row_{p-1}[k]]`` (PAD contributes 0),
 plus a learned position (BART offset 2: position p uses row p + 2), then LayerNorm, dropout and the
@@ -54,15 +56,7 @@ class ViSAGeDecoder(nn.Module):
         self.norm_embed = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            DecoderLayer(
-                d,
-                config.decoder_heads,
-                config.decoder_ffn_dim,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation_dropout=config.activation_dropout,
-                eps=config.layer_norm_eps,
-            )
+            DecoderLayer.from_config(config, config.decoder_heads, config.decoder_ffn_dim)
             for _ in range(config.decoder_layers)
         )
 

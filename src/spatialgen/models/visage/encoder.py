@@ -1,4 +1,4 @@
-"""ViSAGe encoder over per-frame visual tokens (reference/visage.md §1.2).
+"""ViSAGe encoder over per-frame visual tokens (jaeyeonkim99/visage ``modeling/visage.py``).
 
 ``x_t = W v_t + MLP_E(e_t) + P[t] + MLP_D(d)``, wrapped as ``[bos; x_1..x_T; eos]``, then LayerNorm,
 dropout and the post-LN encoder layers. BOS/EOS get no position, energy or direction term.
@@ -36,15 +36,7 @@ class ViSAGeEncoder(nn.Module):
         self.norm_embed = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(
-                d,
-                config.encoder_heads,
-                config.encoder_ffn_dim,
-                dropout=config.dropout,
-                attention_dropout=config.attention_dropout,
-                activation_dropout=config.activation_dropout,
-                eps=config.layer_norm_eps,
-            )
+            EncoderLayer.from_config(config, config.encoder_heads, config.encoder_ffn_dim)
             for _ in range(config.encoder_layers)
         )
 

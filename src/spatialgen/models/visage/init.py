@@ -1,4 +1,6 @@
-"""Stage-2 initialisation: a FOA ViSAGe from the stage-1 mono checkpoint (reference/visage.md §3.5).
+"""Stage-2 initialisation: a FOA ViSAGe from the stage-1 mono checkpoint.
+
+As jaeyeonkim99/visage ``modeling/visage.py`` ``init_spatial_from_pretrained`` does.
 
 Every mono weight loads by name; the per-stream token tables and heads of level q are copied to all
 channels (``stream c * Q + q <- mono stream q``), so Y/Z/X start as copies of W. Modules the mono

@@ -6,10 +6,17 @@ GELU is the exact (erf) one, LayerNorm eps comes from the config.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.nn.attention import KVCache, MultiHeadAttention
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from spatialgen.models.visage.config import ViSAGeConfig
 
 __all__ = ["DecoderLayer", "EncoderLayer", "FeedForward"]
 
@@ -29,8 +36,19 @@ class FeedForward(nn.Module):
         return self.fc2(h)
 
 
-class EncoderLayer(nn.Module):
-    """Bidirectional self-attention + FFN, each followed by a residual LayerNorm."""
+class _PostLNLayer(nn.Module):
+    """Self-attention, cross-attention (subclasses with ``cross = True``) and FFN, each with its post-LN.
+
+    Modules are registered in BART's order (self-attention, cross-attention, FFN), which fixes the order of
+    parameters and hence of optimizer states in checkpoints.
+
+    Args:
+        dim, heads, ffn_dim: width, attention heads, FFN hidden width.
+        dropout, attention_dropout, activation_dropout: residual, attention-probability and FFN dropout.
+        eps: LayerNorm epsilon.
+    """
+
+    cross = False
 
     def __init__(
         self,
@@ -46,9 +64,29 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = MultiHeadAttention(dim, heads, dropout=attention_dropout)
         self.self_attn_norm = nn.LayerNorm(dim, eps=eps)
+        if self.cross:
+            self.cross_attn = MultiHeadAttention(dim, heads, dropout=attention_dropout)
+            self.cross_attn_norm = nn.LayerNorm(dim, eps=eps)
         self.ffn = FeedForward(dim, ffn_dim, activation_dropout)
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
         self.dropout = float(dropout)
+
+    @classmethod
+    def from_config(cls, config: ViSAGeConfig, heads: int, ffn_dim: int) -> Self:
+        """A layer of ``config``'s width, dropouts and LayerNorm epsilon with ``heads`` and ``ffn_dim``."""
+        return cls(
+            config.d_model,
+            heads,
+            ffn_dim,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation_dropout=config.activation_dropout,
+            eps=config.layer_norm_eps,
+        )
+
+
+class EncoderLayer(_PostLNLayer):
+    """Bidirectional self-attention + FFN, each followed by a residual LayerNorm."""
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, N, dim] -> [B, N, dim]``."""
@@ -56,28 +94,10 @@ class EncoderLayer(nn.Module):
         return self.ffn_norm(x + F.dropout(self.ffn(x), self.dropout, self.training))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_PostLNLayer):
     """Causal self-attention, cross-attention to the encoder states, FFN; post-LN after each."""
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        ffn_dim: int,
-        *,
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        activation_dropout: float = 0.0,
-        eps: float = 1e-5,
-    ) -> None:
-        super().__init__()
-        self.self_attn = MultiHeadAttention(dim, heads, dropout=attention_dropout)
-        self.self_attn_norm = nn.LayerNorm(dim, eps=eps)
-        self.cross_attn = MultiHeadAttention(dim, heads, dropout=attention_dropout)
-        self.cross_attn_norm = nn.LayerNorm(dim, eps=eps)
-        self.ffn = FeedForward(dim, ffn_dim, activation_dropout)
-        self.ffn_norm = nn.LayerNorm(dim, eps=eps)
-        self.dropout = float(dropout)
+    cross = True
 
     def forward(
         self,

@@ -200,7 +200,7 @@ def stream_cross_entropy(
     *,
     label_smoothing: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
-    """Weighted sum of per-stream cross entropies (reference/visage.md §1.7).
+    """Weighted sum of per-stream cross entropies (jaeyeonkim99/visage ``modeling/visage.py``).
 
     Args:
         logits: ``[B, C, Q, F, V]`` from :meth:`ViSAGe.forward` (the pattern's mask is already applied:

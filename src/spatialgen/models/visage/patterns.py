@@ -5,9 +5,9 @@ All patterns here are *clocked delay patterns*: stream ``k = c * Q + q`` of fram
 parallel (one head each) from the hidden state of the previous row, so the heads used at decoder step
 ``p`` are exactly the streams that have a token in row ``p`` (:meth:`CodePattern.schedule`).
 
-- ``visage`` (reference/visage.md §1.6): 2 steps per frame; W coarse (delay 0), then W residual and
-  Y/Z/X coarse (delay 1), then Y/Z/X residual (delay 2). ``L = 2F + 1`` for FOA. With one channel it
-  is the mono stage-1 layout (W coarse at even rows, W residual at odd rows, ``L = 2F``).
+- ``visage`` (jaeyeonkim99/visage ``preprocess_ambi.py``): 2 steps per frame; W coarse (delay 0), then W
+  residual and Y/Z/X coarse (delay 1), then Y/Z/X residual (delay 2). ``L = 2F + 1`` for FOA. With one channel
+  it is the mono stage-1 layout (W coarse at even rows, W residual at odd rows, ``L = 2F``).
 - ``delay`` (MusicGen): 1 step per frame, codebook q delayed by q steps (all channels alike).
 - ``flat``: one token per step, streams in order ``k = 0..K-1`` within a frame.
 

@@ -12,7 +12,6 @@ from spatialgen.models.visaudio.convert import (
     load_mmaudio_weights,
 )
 from spatialgen.models.visaudio.flow import (
-    FlowMatchingLoss,
     cfg_velocity,
     flow_matching_loss,
     generate,
@@ -30,7 +29,6 @@ __all__ = [
     "BinauralLatentCoder",
     "Conditions",
     "ConversionReport",
-    "FlowMatchingLoss",
     "LatentNormalizer",
     "SpacetimeConditioning",
     "ViSAudioConfig",

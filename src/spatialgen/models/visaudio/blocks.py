@@ -1,4 +1,6 @@
-"""Transformer blocks of the ViSAudio network (MM-DiT style, after MMAudio, reference/mmaudio.md §1.1).
+"""Transformer blocks of the ViSAudio network (MM-DiT style, after MMAudio).
+
+As hkchengrex/MMAudio ``mmaudio/model/transformer_layers.py`` builds ``JointBlock`` / ``MMDitSingleBlock``.
 
 - :class:`StreamBlock`: one modality's adaLN -> QKV -> per-head RMS QK-norm -> RoPE, and after attention
   the gated output projection and gated SwiGLU, each modulated by that stream's conditioning.

@@ -1,6 +1,6 @@
 """The conditional spacetime module: video features -> per-ear, per-latent-frame adaLN conditioning.
 
-Per ear ``b`` and latent frame ``n`` (reference/mmaudio.md §10)::
+Per ear ``b`` and latent frame ``n`` (ViSAudio, arXiv 2512.03036, on MMAudio's ``preprocess_conditions``)::
 
     c_b[n] = t_emb(t) + MLP(P_c(mean clip) + P_t(mean text)) + Up_sync(P_sync(sync + pos))[n]
              + Up_pe(Pool(PE + E_b))[n]
@@ -14,7 +14,8 @@ Per ear ``b`` and latent frame ``n`` (reference/mmaudio.md §10)::
   ``global_bias`` takes its place in the global vector;
 - sync: Synchformer tokens projected as in MMAudio, then resampled to the latent frames by a fixed
   matrix. ``sync_align="time"`` maps every token to its true tubelet (overlapping segments jump back in
-  time, reference §1.4), averages the tokens that saw the same frames and interpolates linearly in time;
+  time: segment i covers frames [8i, 8i + 16)), averages the tokens that saw the same frames and
+  interpolates linearly in time;
 - spatial: Perception Encoder patch tokens plus a learnable per-ear, per-patch embedding ``E_b``,
   attention-pooled over the patch grid with a shared query. The pooling ignores patch order, so the ear
   identity and the left/right layout enter only through ``E_b``: mirroring the image together with

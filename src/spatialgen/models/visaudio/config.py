@@ -1,7 +1,7 @@
 """ViSAudio architecture configuration: one dataclass, named sizes, JSON round-trip.
 
-Sizes S/M/L follow MMAudio (reference/mmaudio.md §1.2): hidden 448/896/896, 7/14/14 heads of 64,
-joint blocks 4/4/7 and per-ear branch blocks 8/8/14; ``_16k`` variants use 20 latent channels at
+Sizes S/M/L follow MMAudio (hkchengrex/MMAudio ``mmaudio/model/networks.py``): hidden 448/896/896, 7/14/14
+heads of 64, joint blocks 4/4/7 and per-ear branch blocks 8/8/14; ``_16k`` variants use 20 latent channels at
 31.25 Hz and ``_44k`` 40 channels at 44100/1024 Hz. ``tiny`` and ``small`` are CPU configs of the same code.
 All sequence lengths are derived from a duration and the stream rates, never hard-coded.
 """

@@ -1,4 +1,7 @@
-"""Initialise a ViSAudio network from MMAudio's released network weights (reference/mmaudio.md §1, §10).
+"""Initialise a ViSAudio network from MMAudio's released network weights.
+
+MMAudio (Cheng et al., CVPR 2025); the key names are those of hkchengrex/MMAudio
+``mmaudio/model/networks.py``.
 
 Mapping (MMAudio key -> ViSAudio key):
 

@@ -1,10 +1,10 @@
 """Conditional flow matching for binaural latents: path, target, time sampling, loss and ODE samplers.
 
-Rectified-flow path (MMAudio, reference/mmaudio.md §2): ``x_t = (1 - t) x0 + t x1`` with noise
-``x0 ~ N(0, I)`` at ``t = 0`` and data ``x1`` at ``t = 1``; target velocity ``x1 - x0``; ``t`` drawn
-logit-normal. Sampling integrates ``dx/dt = v(x, t)`` from 0 to 1 on a uniform grid with Euler (one
-evaluation per step), Heun or midpoint (two, second order). Classifier-free guidance evaluates the
-conditional and unconditional velocities in one batched forward: ``v = w v_cond + (1 - w) v_uncond``.
+Rectified-flow path (hkchengrex/MMAudio ``mmaudio/model/flow_matching.py``): ``x_t = (1 - t) x0 + t x1`` with
+noise ``x0 ~ N(0, I)`` at ``t = 0`` and data ``x1`` at ``t = 1``; target velocity ``x1 - x0``; ``t`` drawn
+logit-normal. Sampling integrates ``dx/dt = v(x, t)`` from 0 to 1 on a uniform grid with Euler (one evaluation
+per step), Heun or midpoint (two, second order). Classifier-free guidance evaluates the conditional and
+unconditional velocities in one batched forward: ``v = w v_cond + (1 - w) v_uncond``.
 
 Both ears are updated together by default (Jacobi). ``sequential=True`` is the Gauss-Seidel variant:
 within each step the left ear is updated first and the right ear's velocity is evaluated on the
@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from spatialgen.models.visaudio.conditioning import Conditions
 
 __all__ = [
-    "FlowMatchingLoss",
     "VelocityFn",
     "cfg_velocity",
     "flow_matching_loss",
@@ -105,36 +104,6 @@ def flow_matching_loss(
     if diff_weight:
         loss = loss + diff_weight * ((v[:, 0] - v[:, 1]) - (target[:, 0] - target[:, 1])).pow(2).mean()
     return loss, per_ear
-
-
-class FlowMatchingLoss(nn.Module):
-    """Module form of :func:`flow_matching_loss` with the time-sampling settings stored."""
-
-    def __init__(
-        self,
-        t_mean: float = 0.0,
-        t_std: float = 1.0,
-        ear_weights: tuple[float, float] = (1.0, 1.0),
-        diff_weight: float = 0.0,
-    ):
-        super().__init__()
-        self.t_mean, self.t_std, self.ear_weights = float(t_mean), float(t_std), tuple(ear_weights)
-        self.diff_weight = float(diff_weight)
-
-    def forward(
-        self, net: nn.Module, x1: Tensor, cond: Conditions, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``(loss, per_ear)`` as in :func:`flow_matching_loss`."""
-        return flow_matching_loss(
-            net,
-            x1,
-            cond,
-            ear_weights=self.ear_weights,
-            diff_weight=self.diff_weight,
-            t_mean=self.t_mean,
-            t_std=self.t_std,
-            generator=generator,
-        )
 
 
 def cfg_velocity(net: nn.Module, cond: Conditions, uncond: Conditions | None, scale: float) -> VelocityFn:

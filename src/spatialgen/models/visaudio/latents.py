@@ -3,7 +3,7 @@
 Joint normalisation is what keeps the interaural level difference (ILD): both ears are peak-normalised
 by the *stereo* peak, and the latent statistics are one per-channel mean/std shared by left and right
 (computed over both ears' latents together), so a level difference between the ears is never
-normalised away (reference/mmaudio.md §3, §10).
+normalised away (ViSAudio, arXiv 2512.03036; the codecs are MMAudio's, hkchengrex/MMAudio ``mmaudio/ext``).
 """
 
 from __future__ import annotations
