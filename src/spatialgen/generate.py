@@ -23,7 +23,6 @@ checks everything there before the first video is generated.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -100,7 +99,9 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         raise SpatialgenError("this model generates binaural audio; use --format binaural (or both)")
     window = pipeline.clip_seconds
     if options.overlap is not None and not 0 <= options.overlap <= window / 2:
-        raise ValueError(f"overlap must be in [0, {window / 2:g}] s (half the model's window), got {options.overlap}")
+        raise ValueError(
+            f"overlap must be in [0, {window / 2:g}] s (half the model's window), got {options.overlap}"
+        )
     info = probe_video(video)
     size = _decode_size(info.width, info.height, options.decode_size)
     direction = None
