@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--student-steps", default="1,2,4")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile timing rows")
-    p.add_argument("--note", default="")
+    p.add_argument(
+        "--note", default="", help="free text stored with the results (e.g. how the teacher was trained)"
+    )
+    p.add_argument("--out-name", default="visaudio_fewstep", help="results file bench/results/<name>.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from spatialgen.training.visaudio_fewstep import load_teacher
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, ts in times.items()
     ]
     write_results(
-        "visaudio_fewstep",
+        args.out_name,
         rows,
         speed=speed,
         settings={**vars(args), "eval_clips": len(data), "teacher_cfg_scale": cfg, "torch_threads": 1},
