@@ -152,7 +152,7 @@ def test_option_errors_name_the_argument(teacher_dir, tmp_path):
 
 
 def test_recipe_fast_dev_run_and_checkpoint_teacher(teacher_dir, visaudio_synthetic_root, tmp_path):  # noqa: F811
-    """The recipe with a teacher export, then a teacher checkpoint written by that run (the student's own)."""
+    """The recipe with a teacher export; its checkpoint reloads, and serves as a teacher checkpoint."""
     common = [f"--data.init_args.root={visaudio_synthetic_root}", "--data.init_args.clip_seconds=1.0",
               "--data.init_args.sample_rate=8000", "--data.init_args.batch_size=2",
               "--model.init_args.teacher_steps=2", "--model.init_args.sample_every_n_epochs=1",
@@ -163,13 +163,14 @@ def test_recipe_fast_dev_run_and_checkpoint_teacher(teacher_dir, visaudio_synthe
             *common]  # fmt: skip
     assert main(args) == 0
     ckpt = tmp_path / "ck" / "last.ckpt"
-    # a student checkpoint rebuilds from its teacher path and loads; a ViSAudioModule checkpoint is a teacher
+    # a student checkpoint rebuilds from its teacher path and loads (sampling: the recipe's student_steps)
     s = ViSAudioFewStepModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    assert s.pipeline.sampling == {
-        "cfg_scale": 1.0,
-        "steps": 4,
-        "method": "euler",
-    }  # the recipe's student_steps
+    assert s.pipeline.sampling == {"cfg_scale": 1.0, "steps": 4, "method": "euler"}
+    # a checkpoint as teacher (here the student's own: a second reflow round), with its trained weights
+    again = load_teacher(ckpt)
+    assert again.sampling["steps"] == 4
+    ref = s.network.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in again.network.state_dict().items())
     fast = ["fit", "--config", str(RECIPES / "visaudio_fewstep_synthetic.yaml"), "--config",
             str(RECIPES / "debug" / "fast_dev_run.yaml"), f"--model.init_args.teacher={teacher_dir}", "--trainer.callbacks=[]",
             *common]  # fmt: skip
