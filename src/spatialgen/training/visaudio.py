@@ -42,8 +42,9 @@ With ``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -58,6 +59,7 @@ from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resampl
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
+from spatialgen.weights import WeightsNotFoundError, resolve_weights
 
 __all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
 
@@ -80,6 +82,19 @@ def _require_full(batch: Mapping[str, Any], key: str) -> None:
         raise ValueError(
             f"ViSAudio needs equal-length clips in a batch ({key} has padding); set data.clip_seconds"
         )
+
+
+@contextlib.contextmanager
+def _posterior_mean(codec: nn.Module) -> Iterator[None]:
+    """Within the block a posterior-sampling codec (``sample_posterior``, MMAudio's VAE) encodes to the mean."""
+    sampling = getattr(codec, "sample_posterior", None)
+    if sampling:
+        codec.sample_posterior = False
+    try:
+        yield
+    finally:
+        if sampling:
+            codec.sample_posterior = sampling
 
 
 def _in_order(loader: Any) -> Any:
@@ -182,8 +197,7 @@ class ViSAudioModule(SpatialAudioModule):
                 "normalizer_batches, sample_every_n_epochs and sample_batches must be >= 0 and sample_steps >= 1"
             )
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        pipe = ViSAudioPipeline.build(
-            config,
+        build = dict(
             codec_name=codec_name,
             codec_kwargs=codec_kwargs,
             codec_pretrained=codec_pretrained,
@@ -196,8 +210,11 @@ class ViSAudioModule(SpatialAudioModule):
             peak=peak,
             seed=build_seed,
             sampling={"cfg_scale": cfg_scale, "steps": sample_steps, "method": sample_method},
-            **(config_overrides or {}),
         )
+        try:
+            pipe = ViSAudioPipeline.build(config, **build, **(config_overrides or {}))
+        except WeightsNotFoundError:
+            raise _all_missing_weights(build, init_mmaudio) from None
         self.attach_pipeline(pipe)
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
@@ -321,7 +338,9 @@ class ViSAudioModule(SpatialAudioModule):
     def fit_normalizer(self, batches: Sequence[Mapping[str, Any]] | Any, max_batches: int) -> int:
         """Set the normaliser from up to ``max_batches`` batches (pooled clips x ears x frames); returns the count.
 
-        Sums are float64 and summed over DDP ranks, so every rank gets the same statistics.
+        Sums are float64 and summed over DDP ranks, so every rank gets the same statistics. A codec that
+        samples its posterior in training (``sample_posterior``) is fitted on the posterior *means*, as
+        MMAudio's latent statistics are: samples would add the posterior variance to the std.
         """
         norm = self.network.normalizer
         d = norm.mean.numel()
@@ -333,7 +352,8 @@ class ViSAudioModule(SpatialAudioModule):
                 break
             if trainer is not None:
                 batch = trainer.strategy.batch_to_device(batch, self.device)
-            z = self.batch_latents(batch, normalize=False).to(torch.float64)
+            with _posterior_mean(self.pipeline.codec):
+                z = self.batch_latents(batch, normalize=False).to(torch.float64)
             flat = z.transpose(-2, -1).reshape(-1, d)
             stats[0] += flat.shape[0]
             stats[1] += flat.sum(0)
@@ -452,3 +472,27 @@ class ViSAudioModule(SpatialAudioModule):
         if self.predict_with_ema and self._checkpoint_ema is not None:
             self.network.load_state_dict(self._checkpoint_ema)
             self._checkpoint_ema = None
+
+
+def _all_missing_weights(build: Mapping[str, Any], init_mmaudio: str | None) -> WeightsNotFoundError:
+    """One error naming *every* missing weights file (codec, each encoder, the MMAudio init), so an offline
+    machine is prepared in one pass rather than one failed ``fit`` per file. Only runs after a build failed."""
+    from spatialgen.models.visaudio.pipeline import build_part
+
+    parts = [("codec", build["codec_name"], build["codec_kwargs"], build["codec_pretrained"])]
+    names = dict.fromkeys((build["clip_encoder"], build["sync_encoder"], build["pe_encoder"]))
+    kwargs = build["encoder_kwargs"] or {}
+    parts += [("encoder", n, kwargs.get(n), build["encoder_pretrained"]) for n in names]
+    errors = []
+    for kind, name, kw, pretrained in parts:
+        try:
+            build_part(kind, name, kw, pretrained, build["seed"])
+        except WeightsNotFoundError as exc:
+            errors.append(str(exc))
+    if init_mmaudio:
+        try:
+            resolve_weights(init_mmaudio, what="MMAudio network weights (init_mmaudio)")
+        except WeightsNotFoundError as exc:
+            errors.append(str(exc))
+    files = [m for e in errors for m in e.split(" | ")]  # the codec joins its VAE and vocoder the same way
+    return WeightsNotFoundError(f"{len(files)} weights file(s) missing: " + " | ".join(files))
