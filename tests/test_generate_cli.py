@@ -126,9 +126,7 @@ def test_visage_rejects_flow_options_and_names_its_own(tmp_path, capsys) -> None
         code, _, err = run([*base, *extra], lambda name, pipe=pipe: pipe, capsys)
         line = one_error_line(err)
         assert code == 2 and line.startswith(f"spatialgen generate: error: {flag}: --model vis has no")
-        assert (
-            "guidance, cfg_scale, direction_cfg_scale, temperature, top_k, top_p, do_sample" in line
-        )
+        assert "guidance, cfg_scale, direction_cfg_scale, temperature, top_k, top_p, do_sample" in line
         assert pipe.calls == [] and not (tmp_path / "o").exists()
     code, _, err = run([*base, "--sample", "top_kk=3"], lambda name: FakeVisage(), capsys)
     assert code == 2 and "did you mean 'top_k'?" in one_error_line(err)
@@ -170,7 +168,8 @@ def test_declared_sampling_options_match_generate_signatures() -> None:
     for cls, options in declared.items():
         params = inspect.signature(cls.generate).parameters
         kwonly = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"camera_direction", "seed"}
-        assert set(options) == kwonly - {"seconds"}, cls  # the window length is the pipeline's, not an option
+        # the window length is the pipeline's, the prompt has its own option (--prompt): neither is --sample
+        assert set(options) == kwonly - {"seconds", "prompt"}, cls
         for name, option in options.items():
             if params[name].default is not None:
                 assert option.default == params[name].default, (cls, name)

@@ -23,7 +23,6 @@ checks everything there before the first video is generated.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -68,6 +67,7 @@ class GenerateOptions:
     mp4: bool = True
     hrir: str = "spherical-head"
     sampling: dict | None = None
+    prompt: str | None = None  # text prompt for models with text conditioning (pipeline.takes_prompt)
     overwrite: bool = True  # False: an existing output is an error (the CLI's default, unless --overwrite)
     progress: bool = False  # a windows done/total bar with ETA per video
 
@@ -98,9 +98,13 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.format!r}")
     if pipeline.output_format == "binaural" and options.format == "foa":
         raise SpatialgenError("this model generates binaural audio; use --format binaural (or both)")
+    if options.prompt is not None and not pipeline.takes_prompt:
+        raise SpatialgenError("prompt: this model has no text conditioning; leave the prompt out")
     window = pipeline.clip_seconds
     if options.overlap is not None and not 0 <= options.overlap <= window / 2:
-        raise ValueError(f"overlap must be in [0, {window / 2:g}] s (half the model's window), got {options.overlap}")
+        raise ValueError(
+            f"overlap must be in [0, {window / 2:g}] s (half the model's window), got {options.overlap}"
+        )
     info = probe_video(video)
     size = _decode_size(info.width, info.height, options.decode_size)
     direction = None
@@ -117,6 +121,7 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         overlap=options.overlap,
         batch_size=options.batch_size,
         progress=options.progress,
+        prompt=options.prompt,
         **(options.sampling or {}),
     )
     sr = pipeline.sample_rate
@@ -189,6 +194,11 @@ def _check_model(pipeline: object, args: argparse.Namespace) -> dict[str, Any]:
             f"--camera-direction: --model {args.model} generates binaural audio in the camera frame and "
             "takes no camera direction; leave it out"
         )
+    if args.prompt is not None and not pipeline.takes_prompt:
+        raise SpatialgenError(
+            f"--prompt: --model {args.model} has no text conditioning; leave --prompt out (text-conditioned "
+            "models: ViSAudio with a text stream, e.g. the visaudio-mmaudio-* zoo entries)"
+        )
     half = pipeline.clip_seconds / 2
     if args.overlap is None:
         args.overlap = min(DEFAULT_OVERLAP, half)
@@ -233,6 +243,7 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
             mp4=not args.no_mp4,
             hrir=args.hrir,
             sampling=sampling,
+            prompt=args.prompt,
             overwrite=args.overwrite,
             progress=sys.stderr.isatty(),  # a bar per video in a terminal, not in logs
         )
