@@ -115,9 +115,7 @@ def test_synthetic_recipe_fast_dev_run(visaudio_synthetic_root, tmp_path):  # no
             f"--data.init_args.root={visaudio_synthetic_root}", f"--data.init_args.cache_dir={cache}",
             "--data.init_args.source=cache", "--model.init_args.encoder_pretrained=false",
             "--data.init_args.batch_size=2", "--model.init_args.sample_every_n_epochs=1",
-            "--model.init_args.sample_steps=2",
-    "--model.init_args.init_mmaudio=null",
-    "--model.init_args.codec_kwargs={\"sample_rate\": 8000, \"n_fft\": 64, \"hop_length\": 32}", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+            "--model.init_args.sample_steps=2", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
             "--trainer.callbacks=[]"]  # fmt: skip
     assert main(args) == 0
 

@@ -56,10 +56,11 @@ from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDista
 from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.models.visaudio.latents import joint_peak_normalize
 from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
+from spatialgen.models.visaudio.weights_check import all_missing_weights
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
-from spatialgen.weights import WeightsNotFoundError, resolve_weights
+from spatialgen.weights import WeightsNotFoundError
 
 __all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
 
@@ -214,7 +215,8 @@ class ViSAudioModule(SpatialAudioModule):
         try:
             pipe = ViSAudioPipeline.build(config, **build, **(config_overrides or {}))
         except WeightsNotFoundError:
-            raise _all_missing_weights(build, init_mmaudio) from None
+            extra = {"MMAudio network weights (init_mmaudio)": init_mmaudio}
+            raise all_missing_weights(build, extra) from None
         self.attach_pipeline(pipe)
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
@@ -472,27 +474,3 @@ class ViSAudioModule(SpatialAudioModule):
         if self.predict_with_ema and self._checkpoint_ema is not None:
             self.network.load_state_dict(self._checkpoint_ema)
             self._checkpoint_ema = None
-
-
-def _all_missing_weights(build: Mapping[str, Any], init_mmaudio: str | None) -> WeightsNotFoundError:
-    """One error naming *every* missing weights file (codec, each encoder, the MMAudio init), so an offline
-    machine is prepared in one pass rather than one failed ``fit`` per file. Only runs after a build failed."""
-    from spatialgen.models.visaudio.pipeline import build_part
-
-    parts = [("codec", build["codec_name"], build["codec_kwargs"], build["codec_pretrained"])]
-    names = dict.fromkeys((build["clip_encoder"], build["sync_encoder"], build["pe_encoder"]))
-    kwargs = build["encoder_kwargs"] or {}
-    parts += [("encoder", n, kwargs.get(n), build["encoder_pretrained"]) for n in names]
-    errors = []
-    for kind, name, kw, pretrained in parts:
-        try:
-            build_part(kind, name, kw, pretrained, build["seed"])
-        except WeightsNotFoundError as exc:
-            errors.append(str(exc))
-    if init_mmaudio:
-        try:
-            resolve_weights(init_mmaudio, what="MMAudio network weights (init_mmaudio)")
-        except WeightsNotFoundError as exc:
-            errors.append(str(exc))
-    files = [m for e in errors for m in e.split(" | ")]  # the codec joins its VAE and vocoder the same way
-    return WeightsNotFoundError(f"{len(files)} weights file(s) missing: " + " | ".join(files))
