@@ -48,3 +48,20 @@ def test_normaliser_fit_uses_the_posterior_mean_and_training_still_samples():
     # a fit on samples would be measurably wider: the posterior std is not negligible here
     sampled = a.double().transpose(-2, -1).reshape(-1, a.shape[-2])
     assert float((sampled.std(0) - flat.std(0)).abs().max()) > 1e-3
+
+
+def test_feature_cache_stores_the_posterior_mean():
+    """A cache built with a posterior-sampling codec stores the mean (MMAudio caches mean and std, never a
+    draw): two builds agree exactly and equal the VAE's posterior mean."""
+    from spatialgen.codecs import create_codec
+    from spatialgen.data.features import Featurizer
+
+    torch.manual_seed(0)
+    codec = create_codec("mmaudio_vae_tiny", sample_posterior=True)
+    featurizer = Featurizer(encoders=[], codec=codec, pretrained=False)
+    audio = 0.3 * torch.randn(2, SR // 2)
+    media = {"audio": {"audio": audio, "sample_rate": SR, "audio_format": "binaural", "camera_pose": None}}
+    first, second = featurizer(media)["latents"], featurizer(media)["latents"]
+    assert not torch.equal(codec.encode_latents(audio[None], SR), codec.encode_latents(audio[None], SR))
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first, codec.encode_posterior(audio[None], SR)[0][0])
