@@ -28,6 +28,7 @@ SMALL = [
     "--model.init_args.clip_seconds=1.0",
     "--model.init_args.sample_steps=2",
     "--model.init_args.init_mmaudio=null",
+    "--model.init_args.label_prompts=false",  # the published text tower is not offline (unit-tested apart)
     "--data.init_args.dataset=synthetic",
     "--data.init_args.clip_seconds=1.0",
     "--data.init_args.sample_rate=8000",
@@ -73,7 +74,7 @@ def test_published_recipes_resolve_to_mmaudio_latents_and_init(recipe, capsys):
     assert exit_info.value.code == 0
     m = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
     assert m["codec_name"] == "mmaudio_vae_16k" and m["codec_kwargs"] == {"sample_posterior": True}
-    assert m["init_mmaudio"] == MMAUDIO_INIT and m["config"] == "S_16k"
+    assert m["init_mmaudio"] == MMAUDIO_INIT and m["config"] == "S_16k" and m["label_prompts"] is True
     assert m["config_overrides"] == {
         "sync_align": "index",
         "ear_attention": "joint_offset",
@@ -82,7 +83,7 @@ def test_published_recipes_resolve_to_mmaudio_latents_and_init(recipe, capsys):
 
 
 def test_finetune_recipe_without_weights_names_every_missing_file(tmp_path, monkeypatch, capsys):
-    """Offline with empty caches, ``fit`` stops (exit 2) with one line naming all six files and how to get them."""
+    """Offline with empty caches, ``fit`` stops (exit 2) with one line naming all seven files and how to get them."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -92,12 +93,13 @@ def test_finetune_recipe_without_weights_names_every_missing_file(tmp_path, monk
             f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("spatialgen fit: error: 6 weights file(s) missing:")
+    assert "\n" not in err and err.startswith("spatialgen fit: error: 7 weights file(s) missing:")
     for needed in ("ext_weights/v1-16.pth", "ext_weights/best_netG.pt", "vit_huge_patch14_clip_378.dfn5b",
-                   "synchformer_state_dict.pth", "vit_pe_spatial_large_patch14_448", "weights/mmaudio_small_16k.pth"):  # fmt: skip
+                   "synchformer_state_dict.pth", "vit_pe_spatial_large_patch14_448", "weights/mmaudio_small_16k.pth",
+                   "DFN5B-CLIP-ViT-H-14-384/open_clip_pytorch_model.bin"):  # fmt: skip
         assert needed in err
     assert (
-        err.count("hf download") == 5 and str(tmp_path / "spatialgen" / "synchformer_state_dict.pth") in err
+        err.count("hf download") == 6 and str(tmp_path / "spatialgen" / "synchformer_state_dict.pth") in err
     )
 
 

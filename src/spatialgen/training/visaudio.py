@@ -14,7 +14,8 @@ What one training step does (flow matching as in MMAudio, Cheng et al. CVPR 2025
    together) are replaced by the learnable null features; ``spatial_dropout`` additionally drops the
    spatial (PE) condition alone. Batches with prompt features (``text_features`` ``[B, L, text_dim]``,
    MMAudio's CLIP text tokens) drop the text independently with the same probability (MMAudio's
-   ``runner.py``), replacing it by the network's empty-prompt features; batches without use those.
+   ``runner.py``), replacing it by the network's empty-prompt features; batches without use those, or,
+   with ``label_prompts``, their clips' class labels through MMAudio's CLIP text tower.
 4. **Loss**: per-ear flow-matching MSE with one logit-normal ``t`` per sample and independent noise,
    summed with ``ear_weights``; ``train/loss_left`` and ``train/loss_right`` are logged.
 
@@ -131,6 +132,11 @@ class ViSAudioModule(SpatialAudioModule):
         build_seed: seed of the randomly initialised parts (frozen random encoders are rebuilt from it).
         init_mmaudio: MMAudio network weights (path / ``hf://`` / URL) copied in where shapes agree at
             the start of ``fit`` (latent statistics are refitted on binaural latents).
+        label_prompts: use each clip's class labels (``labels``, joined by ", "; VGGSound's label, the
+            BiAudio sources') as its text prompt, encoded by MMAudio's CLIP text tower, as MMAudio trains
+            on VGGSound with the label as text; batches with ``text_features`` use those instead. A clip
+            without labels gets the tower's features of "" when others in its batch have some, else the
+            network's empty-prompt features. Needs a network with a text stream.
         cfg_dropout: probability of replacing all video conditions by the null features.
         spatial_dropout: extra probability of dropping only the spatial (PE) condition.
         ear_weights: loss weights of the (left, right) ears.
@@ -161,6 +167,7 @@ class ViSAudioModule(SpatialAudioModule):
         peak: float | None = 0.95,
         build_seed: int = 0,
         init_mmaudio: str | None = None,
+        label_prompts: bool = False,
         cfg_dropout: float = 0.1,
         spatial_dropout: float = 0.0,
         ear_weights: tuple[float, float] = (1.0, 1.0),
@@ -216,8 +223,15 @@ class ViSAudioModule(SpatialAudioModule):
             pipe = ViSAudioPipeline.build(config, **build, **(config_overrides or {}))
         except WeightsNotFoundError:
             extra = {"MMAudio network weights (init_mmaudio)": init_mmaudio}
-            raise all_missing_weights(build, extra) from None
+            text = "clip_text_h14_384" if label_prompts else None
+            raise all_missing_weights(build, extra, text_encoder=text) from None
+        if label_prompts and not pipe.takes_prompt:
+            raise ValueError(
+                "label_prompts: this ViSAudio network has no text stream (text_len=0); set "
+                "config_overrides.text_len (MMAudio: 77) or label_prompts: false"
+            )
         self.attach_pipeline(pipe)
+        self.label_prompts = bool(label_prompts)
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
         self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
@@ -287,10 +301,19 @@ class ViSAudioModule(SpatialAudioModule):
         with torch.no_grad():
             return self._with_text(batch, pipe.encode_video(frames, seconds))
 
-    @staticmethod
-    def _with_text(batch: Mapping[str, Any], feats: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Add the batch's prompt features (``text_features``), if any, as role ``text``."""
-        return {**feats, "text": batch["text_features"]} if "text_features" in batch else feats
+    def _with_text(self, batch: Mapping[str, Any], feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Add the batch's prompt features (``text_features``), or with ``label_prompts`` its clips' labels
+        through the text tower, as role ``text``; none: the network's empty-prompt features apply."""
+        if "text_features" in batch:
+            return {**feats, "text": batch["text_features"]}
+        labels = batch.get("labels")
+        if self.label_prompts and labels is not None:
+            prompts = [x if isinstance(x, str) else ", ".join(x) for x in labels]
+            with torch.no_grad():
+                text = self.pipeline.encode_text(prompts, len(prompts))
+            if text is not None:
+                return {**feats, "text": text}
+        return feats
 
     def cfg_masks(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Per-sample CFG dropout masks ``(drop_all, drop_spatial)``."""

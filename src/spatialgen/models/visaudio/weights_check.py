@@ -12,11 +12,12 @@ __all__ = ["all_missing_weights"]
 
 
 def all_missing_weights(
-    build: Mapping[str, Any], extra: Mapping[str, str | None] | None = None
+    build: Mapping[str, Any], extra: Mapping[str, str | None] | None = None, text_encoder: str | None = None
 ) -> WeightsNotFoundError:
     """The :class:`WeightsNotFoundError` listing every missing file of ``build`` (the keyword arguments of
     :meth:`ViSAudioPipeline.build <spatialgen.models.visaudio.pipeline.ViSAudioPipeline.build>`: codec and
-    encoder names, kwargs, ``*_pretrained``, ``seed``) and of ``extra`` (``{what: weights spec}``).
+    encoder names, kwargs, ``*_pretrained``, ``seed``), of ``extra`` (``{what: weights spec}``) and of the
+    text encoder ``text_encoder`` (a :func:`~spatialgen.encoders.text.create_text_encoder` name).
 
     Meant for the error path after a build failed: parts whose weights are present are built (and dropped)
     while looking for the others.
@@ -32,6 +33,13 @@ def all_missing_weights(
     for kind, name, kw, pretrained in parts:
         try:
             build_part(kind, name, kw, pretrained, seed)
+        except WeightsNotFoundError as exc:
+            errors.append(str(exc))
+    if text_encoder:
+        from spatialgen.encoders.text import create_text_encoder
+
+        try:
+            create_text_encoder(text_encoder, pretrained=True)
         except WeightsNotFoundError as exc:
             errors.append(str(exc))
     for what, spec in (extra or {}).items():
