@@ -168,7 +168,8 @@ def test_declared_sampling_options_match_generate_signatures() -> None:
     for cls, options in declared.items():
         params = inspect.signature(cls.generate).parameters
         kwonly = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"camera_direction", "seed"}
-        assert set(options) == kwonly - {"seconds"}, cls  # the window length is the pipeline's, not an option
+        # the window length is the pipeline's, the prompt has its own option (--prompt): neither is --sample
+        assert set(options) == kwonly - {"seconds", "prompt"}, cls
         for name, option in options.items():
             if params[name].default is not None:
                 assert option.default == params[name].default, (cls, name)

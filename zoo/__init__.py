@@ -12,6 +12,7 @@ from zoo.registry import (
     list_pretrained,
     load_folder,
     load_pretrained,
+    model_card,
     register_pretrained,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "list_pretrained",
     "load_folder",
     "load_pretrained",
+    "model_card",
     "register_pretrained",
 ]

@@ -6,6 +6,8 @@
   (``<demo_out>/export/<name>``; ``SPATIALGEN_DEMO_OUT`` overrides ``demo_out``).
 * ``visage-debug`` / ``visaudio-debug``: tiny random pipelines built locally from a fixed seed; no
   download, a 1 s window at 16 kHz, usable end to end (tests, examples, CI).
+* ``visaudio-mmaudio-{s-16k,s-44k,m-44k,l-44k,l-44k-v2}``: ViSAudio initialised from each network MMAudio
+  released (``hkchengrex/MMAudio``), converted on load (:mod:`zoo.mmaudio`); the start of ViSAudio training.
 * ``dac-44khz`` / ``clip-vit-b32``: the towers of the released ViSAGe, from the codec/encoder registries
   (:func:`spatialgen.codecs.list_codecs`, :func:`spatialgen.encoders.list_encoders` list the rest).
 """
@@ -21,6 +23,7 @@ import torch
 from spatialgen.hub.card import CITATIONS
 from spatialgen.hub.official import OFFICIAL_REPO
 from spatialgen.weights import WeightsNotFoundError
+from zoo.mmaudio import MMAUDIO_ENTRIES, MMAUDIO_EXACT, MMAUDIO_LICENCE, mmaudio_card, mmaudio_loader
 from zoo.registry import ZooEntry, load_folder, register_pretrained
 
 __all__ = [
@@ -275,6 +278,29 @@ def _register_all() -> None:
             licence="mit",
             tags=("encoder", "official"),
         ),
+    ]
+    entries += [
+        ZooEntry(
+            size.name,
+            mmaudio_loader(size),
+            f"ViSAudio {size.label} initialised from MMAudio's {size.filename} (exact per ear; spatial path "
+            "at zero: the start of binaural fine-tuning), text prompt optional",
+            kind="visaudio",
+            output_format="binaural",
+            sample_rate=size.sample_rate,
+            architecture={
+                "config": size.config,
+                "config_overrides": MMAUDIO_EXACT,
+                **size.build_kwargs(),
+                "init_mmaudio": size.weights_spec,
+            },
+            weights=f"{size.weights_spec} (MMAudio's release, converted on load)",
+            licence=MMAUDIO_LICENCE,
+            citation=visaudio_cite,
+            tags=("mmaudio", "init", "binaural", "text"),
+            card=mmaudio_card(size),
+        )
+        for size in MMAUDIO_ENTRIES
     ]
     for entry in entries:
         register_pretrained(entry, overwrite=True)

@@ -18,6 +18,7 @@ __all__ = [
     "list_pretrained",
     "load_folder",
     "load_pretrained",
+    "model_card",
     "register_pretrained",
 ]
 
@@ -39,6 +40,8 @@ class ZooEntry:
         licence: licence of the weights.
         citation: BibTeX of the method.
         tags: free tags (``debug``, ``official``, ``trained-here``).
+        card: the model card's text (a :class:`spatialgen.hub.card.CardInfo`), rendered with
+            :func:`model_card`; None: the default card of the loaded pipeline.
     """
 
     name: str
@@ -52,6 +55,7 @@ class ZooEntry:
     licence: str = ""
     citation: str = ""
     tags: tuple[str, ...] = ()
+    card: Any = None
 
     def load(self, **overrides: Any) -> Any:
         """Build the model (eval mode) with ``overrides`` passed to its loader."""
@@ -75,6 +79,26 @@ def list_pretrained(pattern: str = "*") -> list[str]:
 def get_entry(name: str) -> ZooEntry:
     """The entry registered as ``name`` (unknown names raise UnknownNameError with suggestions)."""
     return _ZOO.get(name)
+
+
+def model_card(name: str, pipeline: Any = None) -> Any:
+    """The rendered model card (:class:`huggingface_hub.ModelCard`) of zoo entry ``name``.
+
+    The card describes the pipeline (rate, window, inputs) as well as the entry's text, so the pipeline is
+    loaded (``load_pretrained(name)``) unless one is given.
+    """
+    from spatialgen.hub.card import CardInfo, build_model_card
+
+    entry = get_entry(name)
+    info = entry.card or CardInfo(
+        model_name=entry.name,
+        repo_id=entry.name,
+        description=entry.description,
+        license=entry.licence or None,
+        citation=entry.citation or None,
+        weights_note=entry.weights,
+    )
+    return build_model_card(pipeline if pipeline is not None else entry.load(), info)
 
 
 def _hub_options(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class GenerateOptions:
     mp4: bool = True
     hrir: str = "spherical-head"
     sampling: dict | None = None
+    prompt: str | None = None  # text prompt for models with text conditioning (pipeline.takes_prompt)
     overwrite: bool = True  # False: an existing output is an error (the CLI's default, unless --overwrite)
     progress: bool = False  # a windows done/total bar with ETA per video
 
@@ -97,6 +98,8 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.format!r}")
     if pipeline.output_format == "binaural" and options.format == "foa":
         raise SpatialgenError("this model generates binaural audio; use --format binaural (or both)")
+    if options.prompt is not None and not pipeline.takes_prompt:
+        raise SpatialgenError("prompt: this model has no text conditioning; leave the prompt out")
     window = pipeline.clip_seconds
     if options.overlap is not None and not 0 <= options.overlap <= window / 2:
         raise ValueError(
@@ -118,6 +121,7 @@ def generate_video(video: Path | str, pipeline: GenerationPipeline, options: Gen
         overlap=options.overlap,
         batch_size=options.batch_size,
         progress=options.progress,
+        prompt=options.prompt,
         **(options.sampling or {}),
     )
     sr = pipeline.sample_rate
@@ -190,6 +194,11 @@ def _check_model(pipeline: object, args: argparse.Namespace) -> dict[str, Any]:
             f"--camera-direction: --model {args.model} generates binaural audio in the camera frame and "
             "takes no camera direction; leave it out"
         )
+    if args.prompt is not None and not pipeline.takes_prompt:
+        raise SpatialgenError(
+            f"--prompt: --model {args.model} has no text conditioning; leave --prompt out (text-conditioned "
+            "models: ViSAudio with a text stream, e.g. the visaudio-mmaudio-* zoo entries)"
+        )
     half = pipeline.clip_seconds / 2
     if args.overlap is None:
         args.overlap = min(DEFAULT_OVERLAP, half)
@@ -234,6 +243,7 @@ def main(argv: Sequence[str], load_model: Callable[..., GenerationPipeline]) -> 
             mp4=not args.no_mp4,
             hrir=args.hrir,
             sampling=sampling,
+            prompt=args.prompt,
             overwrite=args.overwrite,
             progress=sys.stderr.isatty(),  # a bar per video in a terminal, not in logs
         )

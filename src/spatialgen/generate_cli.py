@@ -44,6 +44,7 @@ EPILOG = """\
 examples:
   spatialgen generate clip.mp4 --model visage-debug --out out/
   spatialgen generate videos/ --model visaudio-debug --out out/ --steps 10 --cfg-scale 3
+  spatialgen generate clip.mp4 --model visaudio-debug --out out/ --prompt "a dog barking"
   spatialgen generate clip.mp4 --model visage-ytambigen --out out/ --sample guidance=dual --sample top_k=50
   spatialgen generate clip.mp4 --model visage-debug --out out/ --sample help   # the model's sampling options
 
@@ -75,6 +76,11 @@ def build_parser(prog: str = "spatialgen generate") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--format", default="both", choices=FORMATS, help="FOA (AmbiX), binaural, or both")
     p.add_argument("--camera-direction", help="'AZ,EL' degrees: camera direction in the FOA frame (ViSAGe)")
+    p.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help="text prompt for every window (ViSAudio models with text conditioning, e.g. visaudio-mmaudio-*)",
+    )
     p.add_argument("--cfg-scale", type=float, help="shorthand for --sample cfg_scale=X (ViSAudio)")
     p.add_argument("--steps", type=int, help="shorthand for --sample steps=N (ViSAudio)")
     p.add_argument(
@@ -128,6 +134,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise SpatialgenError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
     if args.out.exists() and not args.out.is_dir():
         raise SpatialgenError(f"--out {args.out} is a file; --out names a folder (new or existing)")
+    if args.prompt is not None and ("\n" in args.prompt or "\r" in args.prompt):
+        raise SpatialgenError("--prompt must be one line of text (no line breaks)")
     args.camera_direction = _parse_direction(args.camera_direction)
     args.sample = _raw_sampling(args.sample, args.cfg_scale, args.steps)
     return args

@@ -23,6 +23,8 @@ from tests.training.test_visaudio_module import MODEL as VISAUDIO_MODEL
 
 TINY = {"embed_dim": 16, "input_size": [32, 32], "fps": 8.0}
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _recipe(folder: Path, export: str | None = "runs/pre/enc.safetensors", name: str = "pre") -> Path:
     """A recipe file whose model exports ``export`` (relative to the current folder)."""
@@ -52,15 +54,6 @@ class FakeFit:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(self.target))
         return self.code
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores: OpenMP barriers make tiny ops far slower with 2 threads under load
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

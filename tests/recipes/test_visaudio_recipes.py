@@ -27,6 +27,8 @@ SMALL = [
     "--model.init_args.encoder_pretrained=false",
     "--model.init_args.clip_seconds=1.0",
     "--model.init_args.sample_steps=2",
+    "--model.init_args.init_mmaudio=null",
+    "--model.init_args.label_prompts=false",  # the published text tower is not offline (unit-tested apart)
     "--data.init_args.dataset=synthetic",
     "--data.init_args.clip_seconds=1.0",
     "--data.init_args.sample_rate=8000",
@@ -46,7 +48,8 @@ def test_recipes_hold_their_settings():
     pre, fine, syn = (_load(f"visaudio_{n}.yaml") for n in ("pretrain_vggsound", "finetune", "synthetic"))
     assert pre["data"]["init_args"]["format"] == "mono" and pre["data"]["init_args"]["dataset"] == "vggsound"
     assert fine["data"]["init_args"]["format"] == "binaural" and fine["data"]["init_args"]["swap_prob"] == 0.5
-    assert "init_mmaudio" in fine["model"]["init_args"]
+    for r in (pre, fine):  # MMAudio's latent space and init; the synthetic recipe keeps its small codec
+        assert r["model"]["init_args"]["init_mmaudio"] == MMAUDIO_INIT
     for r in (pre, fine):
         m = r["model"]["init_args"]
         assert (m["config"], m["clip_encoder"], m["sync_encoder"], m["pe_encoder"]) == (
@@ -57,6 +60,47 @@ def test_recipes_hold_their_settings():
     m = syn["model"]["init_args"]
     assert m["codec_name"] == "stft" and {m["clip_encoder"], m["sync_encoder"], m["pe_encoder"]} == {"tiny"}
     assert syn["trainer"]["accelerator"] == "cpu"
+
+
+MMAUDIO_INIT = "hf://hkchengrex/MMAudio/weights/mmaudio_small_16k.pth"
+
+
+@pytest.mark.parametrize("recipe", ["visaudio_pretrain_vggsound.yaml", "visaudio_finetune.yaml"])
+def test_published_recipes_resolve_to_mmaudio_latents_and_init(recipe, capsys):
+    """``fit --print_config``: MMAudio's 16 kHz VAE (posterior sampled), the exact-MMAudio network options
+    and the init from MMAudio's released S-16k network; nothing is built or downloaded."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(RECIPES / recipe), "--print_config"])
+    assert exit_info.value.code == 0
+    m = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert m["codec_name"] == "mmaudio_vae_16k" and m["codec_kwargs"] == {"sample_posterior": True}
+    assert m["init_mmaudio"] == MMAUDIO_INIT and m["config"] == "S_16k" and m["label_prompts"] is True
+    assert m["config_overrides"] == {
+        "sync_align": "index",
+        "ear_attention": "joint_offset",
+        "final_cond": "global",
+    }
+
+
+def test_finetune_recipe_without_weights_names_every_missing_file(tmp_path, monkeypatch, capsys):
+    """Offline with empty caches, ``fit`` stops (exit 2) with one line naming all seven files and how to get them."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("SPATIALGEN_CACHE", str(tmp_path / "spatialgen"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["fit", "--config", str(RECIPES / "visaudio_finetune.yaml"), "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("spatialgen fit: error: 7 weights file(s) missing:")
+    for needed in ("ext_weights/v1-16.pth", "ext_weights/best_netG.pt", "vit_huge_patch14_clip_378.dfn5b",
+                   "synchformer_state_dict.pth", "vit_pe_spatial_large_patch14_448", "weights/mmaudio_small_16k.pth",
+                   "DFN5B-CLIP-ViT-H-14-384/open_clip_pytorch_model.bin"):  # fmt: skip
+        assert needed in err
+    assert (
+        err.count("hf download") == 6 and str(tmp_path / "spatialgen" / "synchformer_state_dict.pth") in err
+    )
 
 
 def _cache(root: str, out: Path) -> Path:

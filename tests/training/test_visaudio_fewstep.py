@@ -19,13 +19,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 N_LAT = 32  # latent frames of the toy problems (conditions are interpolated to any length); keeps tests fast
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these small forwards only lose from threading on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from zoo import get_entry, list_pretrained, load_pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+MMAUDIO_NAMES = [f"visaudio-mmaudio-{s}" for s in ("l-44k", "l-44k-v2", "m-44k", "s-16k", "s-44k")]
+
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
@@ -43,14 +45,19 @@ def test_entries_and_metadata():
     }
     assert expected <= set(names) and names == sorted(names)
     assert list_pretrained("*-debug") == ["visage-debug", "visaudio-debug"]
-    assert list_pretrained("visaudio-*") == ["visaudio-debug", "visaudio-synthetic"]
-    for name in names:
-        entry = get_entry(name)
-        assert entry.description and entry.weights and entry.licence and entry.architecture
+    assert list_pretrained("visaudio-*") == ["visaudio-debug", *MMAUDIO_NAMES, "visaudio-synthetic"]
     official = get_entry("visage-ytambigen")
     assert "jaeyeonkim99/visage" in official.weights and official.sample_rate == 44100
     assert official.architecture["network"]["num_channels"] == 4 and "ICLR" in official.citation
     assert get_entry("visaudio-debug").output_format == "binaural"
+
+
+@pytest.mark.parametrize("name", list_pretrained())
+def test_every_entry_has_its_metadata(name):
+    entry = get_entry(name)
+    assert entry.name == name and entry.description and entry.weights and entry.licence and entry.architecture
+    if entry.kind in ("visage", "visaudio"):
+        assert entry.output_format in ("foa", "binaural") and entry.sample_rate and entry.citation
 
 
 @pytest.mark.parametrize(("name", "channels"), [("visage-debug", 4), ("visaudio-debug", 2)])

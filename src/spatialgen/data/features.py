@@ -150,6 +150,9 @@ class Featurizer:
             x = audio["audio"][None].to(self.device)
             if self.codec.num_codebooks is not None:
                 item["codes"] = self.codec.encode(x, audio["sample_rate"])[0].long().cpu()
+            elif hasattr(self.codec, "encode_posterior"):  # a VAE: cache the posterior mean, never a sample
+                mean, _ = self.codec.encode_posterior(x, audio["sample_rate"])
+                item["latents"] = mean[0].float().cpu()
             else:
                 item["latents"] = self.codec.encode_latents(x, audio["sample_rate"])[0].float().cpu()
             item["codec_frame_rate"] = float(self.codec.frame_rate)

@@ -104,6 +104,11 @@ class GenerationPipeline(
         """Audio channels produced: 4 for FOA, 2 for binaural."""
         return {"foa": 4, "binaural": 2}[self.output_format]
 
+    @property
+    def takes_prompt(self) -> bool:
+        """Whether :meth:`generate` takes a text ``prompt`` (a model with text conditioning); False here."""
+        return False
+
     @abstractmethod
     def generate(
         self,
@@ -136,6 +141,7 @@ class GenerationPipeline(
         overlap: float | None = None,
         batch_size: int = 4,
         progress: bool = False,
+        prompt: str | None = None,
         **sampling: Any,
     ) -> Tensor:
         """Audio ``[num_channels, round(duration · sample_rate)]`` (float32, CPU) for a whole video.
@@ -152,8 +158,15 @@ class GenerationPipeline(
             seed: seed of the video; overlap: seconds shared by consecutive windows (default: 1 s, at
                 most half a window, as ``spatialgen generate``).
             batch_size: windows per ``generate`` call; progress: show a windows done/total bar with ETA.
+            prompt: text prompt for every window (models with :attr:`takes_prompt`); None: no prompt.
             sampling: model-specific options passed to :meth:`generate`.
         """
+        if prompt is not None:
+            if not self.takes_prompt:
+                raise ValueError(
+                    f"prompt: this {type(self).__name__} has no text conditioning; pass prompt=None"
+                )
+            sampling = {**sampling, "prompt": prompt}
         rates = self.frame_rates
         missing = sorted(set(rates) - set(frames))
         if missing:

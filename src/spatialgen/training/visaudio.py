@@ -14,7 +14,8 @@ What one training step does (flow matching as in MMAudio, Cheng et al. CVPR 2025
    together) are replaced by the learnable null features; ``spatial_dropout`` additionally drops the
    spatial (PE) condition alone. Batches with prompt features (``text_features`` ``[B, L, text_dim]``,
    MMAudio's CLIP text tokens) drop the text independently with the same probability (MMAudio's
-   ``runner.py``), replacing it by the network's empty-prompt features; batches without use those.
+   ``runner.py``), replacing it by the network's empty-prompt features; batches without use those, or,
+   with ``label_prompts``, their clips' class labels through MMAudio's CLIP text tower.
 4. **Loss**: per-ear flow-matching MSE with one logit-normal ``t`` per sample and independent noise,
    summed with ``ear_weights``; ``train/loss_left`` and ``train/loss_right`` are logged.
 
@@ -42,8 +43,9 @@ With ``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -55,9 +57,11 @@ from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDista
 from spatialgen.models.visaudio.flow import flow_matching_loss, logit_normal_t
 from spatialgen.models.visaudio.latents import joint_peak_normalize
 from spatialgen.models.visaudio.pipeline import ROLES, ViSAudioPipeline, resample_frames
+from spatialgen.models.visaudio.weights_check import all_missing_weights
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
+from spatialgen.weights import WeightsNotFoundError
 
 __all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
 
@@ -80,6 +84,19 @@ def _require_full(batch: Mapping[str, Any], key: str) -> None:
         raise ValueError(
             f"ViSAudio needs equal-length clips in a batch ({key} has padding); set data.clip_seconds"
         )
+
+
+@contextlib.contextmanager
+def _posterior_mean(codec: nn.Module) -> Iterator[None]:
+    """Within the block a posterior-sampling codec (``sample_posterior``, MMAudio's VAE) encodes to the mean."""
+    sampling = getattr(codec, "sample_posterior", None)
+    if sampling:
+        codec.sample_posterior = False
+    try:
+        yield
+    finally:
+        if sampling:
+            codec.sample_posterior = sampling
 
 
 def _in_order(loader: Any) -> Any:
@@ -115,6 +132,11 @@ class ViSAudioModule(SpatialAudioModule):
         build_seed: seed of the randomly initialised parts (frozen random encoders are rebuilt from it).
         init_mmaudio: MMAudio network weights (path / ``hf://`` / URL) copied in where shapes agree at
             the start of ``fit`` (latent statistics are refitted on binaural latents).
+        label_prompts: use each clip's class labels (``labels``, joined by ", "; VGGSound's label, the
+            BiAudio sources') as its text prompt, encoded by MMAudio's CLIP text tower, as MMAudio trains
+            on VGGSound with the label as text; batches with ``text_features`` use those instead. A clip
+            without labels gets the tower's features of "" when others in its batch have some, else the
+            network's empty-prompt features. Needs a network with a text stream.
         cfg_dropout: probability of replacing all video conditions by the null features.
         spatial_dropout: extra probability of dropping only the spatial (PE) condition.
         ear_weights: loss weights of the (left, right) ears.
@@ -145,6 +167,7 @@ class ViSAudioModule(SpatialAudioModule):
         peak: float | None = 0.95,
         build_seed: int = 0,
         init_mmaudio: str | None = None,
+        label_prompts: bool = False,
         cfg_dropout: float = 0.1,
         spatial_dropout: float = 0.0,
         ear_weights: tuple[float, float] = (1.0, 1.0),
@@ -182,8 +205,7 @@ class ViSAudioModule(SpatialAudioModule):
                 "normalizer_batches, sample_every_n_epochs and sample_batches must be >= 0 and sample_steps >= 1"
             )
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        pipe = ViSAudioPipeline.build(
-            config,
+        build = dict(
             codec_name=codec_name,
             codec_kwargs=codec_kwargs,
             codec_pretrained=codec_pretrained,
@@ -196,9 +218,20 @@ class ViSAudioModule(SpatialAudioModule):
             peak=peak,
             seed=build_seed,
             sampling={"cfg_scale": cfg_scale, "steps": sample_steps, "method": sample_method},
-            **(config_overrides or {}),
         )
+        try:
+            pipe = ViSAudioPipeline.build(config, **build, **(config_overrides or {}))
+        except WeightsNotFoundError:
+            extra = {"MMAudio network weights (init_mmaudio)": init_mmaudio}
+            text = "clip_text_h14_384" if label_prompts else None
+            raise all_missing_weights(build, extra, text_encoder=text) from None
+        if label_prompts and not pipe.takes_prompt:
+            raise ValueError(
+                "label_prompts: this ViSAudio network has no text stream (text_len=0); set "
+                "config_overrides.text_len (MMAudio: 77) or label_prompts: false"
+            )
         self.attach_pipeline(pipe)
+        self.label_prompts = bool(label_prompts)
         self.init_mmaudio = init_mmaudio
         self.cfg_dropout, self.spatial_dropout = float(cfg_dropout), float(spatial_dropout)
         self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
@@ -268,10 +301,19 @@ class ViSAudioModule(SpatialAudioModule):
         with torch.no_grad():
             return self._with_text(batch, pipe.encode_video(frames, seconds))
 
-    @staticmethod
-    def _with_text(batch: Mapping[str, Any], feats: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Add the batch's prompt features (``text_features``), if any, as role ``text``."""
-        return {**feats, "text": batch["text_features"]} if "text_features" in batch else feats
+    def _with_text(self, batch: Mapping[str, Any], feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Add the batch's prompt features (``text_features``), or with ``label_prompts`` its clips' labels
+        through the text tower, as role ``text``; none: the network's empty-prompt features apply."""
+        if "text_features" in batch:
+            return {**feats, "text": batch["text_features"]}
+        labels = batch.get("labels")
+        if self.label_prompts and labels is not None:
+            prompts = [x if isinstance(x, str) else ", ".join(x) for x in labels]
+            with torch.no_grad():
+                text = self.pipeline.encode_text(prompts, len(prompts))
+            if text is not None:
+                return {**feats, "text": text}
+        return feats
 
     def cfg_masks(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Per-sample CFG dropout masks ``(drop_all, drop_spatial)``."""
@@ -321,7 +363,9 @@ class ViSAudioModule(SpatialAudioModule):
     def fit_normalizer(self, batches: Sequence[Mapping[str, Any]] | Any, max_batches: int) -> int:
         """Set the normaliser from up to ``max_batches`` batches (pooled clips x ears x frames); returns the count.
 
-        Sums are float64 and summed over DDP ranks, so every rank gets the same statistics.
+        Sums are float64 and summed over DDP ranks, so every rank gets the same statistics. A codec that
+        samples its posterior in training (``sample_posterior``) is fitted on the posterior *means*, as
+        MMAudio's latent statistics are: samples would add the posterior variance to the std.
         """
         norm = self.network.normalizer
         d = norm.mean.numel()
@@ -333,7 +377,8 @@ class ViSAudioModule(SpatialAudioModule):
                 break
             if trainer is not None:
                 batch = trainer.strategy.batch_to_device(batch, self.device)
-            z = self.batch_latents(batch, normalize=False).to(torch.float64)
+            with _posterior_mean(self.pipeline.codec):
+                z = self.batch_latents(batch, normalize=False).to(torch.float64)
             flat = z.transpose(-2, -1).reshape(-1, d)
             stats[0] += flat.shape[0]
             stats[1] += flat.sum(0)

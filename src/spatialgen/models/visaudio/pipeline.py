@@ -322,6 +322,11 @@ class ViSAudioPipeline(GenerationPipeline):
         return {n: float(e.fps) for n, e in self.encoders.items()}
 
     @property
+    def takes_prompt(self) -> bool:
+        """True when the network has a text stream (``text_len > 0``, e.g. every MMAudio-initialised size)."""
+        return bool(self.network.config.text_len)
+
+    @property
     def sampling_options(self) -> dict[str, SamplingOption]:
         """The keyword options of :meth:`generate` (``spatialgen generate --sample NAME=VALUE``)."""
         return {
