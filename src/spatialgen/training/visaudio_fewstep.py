@@ -194,6 +194,7 @@ class ViSAudioFewStepModule(ViSAudioModule):
         self.time_sampling: TimeSampling = time_sampling
         # the attributes ViSAudioModule's validation / predict code reads
         self.init_mmaudio = None
+        self.label_prompts = False  # prompts come with the batch (text_features), as the teacher saw them
         self.cfg_dropout, self.spatial_dropout = 0.0, 0.0
         self.ear_weights = (float(ear_weights[0]), float(ear_weights[1]))
         self.diff_weight = float(diff_weight if diff_weight is not None else _teacher_diff_weight(teacher))
