@@ -345,15 +345,8 @@ class ViSAGePipeline(GenerationPipeline):
     ) -> Tensor:
         """Audio ``[B, 4, num_samples]`` from network inputs (features, energy map, ``[B, 3]`` direction).
 
-        Args:
-            visual, energy_map, direction: the network's inputs (:meth:`encode_video`,
-                :meth:`direction_input`).
-            seed: one per row, or an int (see :func:`~spatialgen.models.windows.row_seeds`); each row
-                samples from its own generator.
-            guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
-            cfg_scale, direction_cfg_scale: guidance scales (``guidance_scale`` and
-                ``direction_guidance_scale`` of :func:`~spatialgen.models.visage.generation.generate`).
-            temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).
+        ``seed``: one per row, or an int (see :func:`~spatialgen.models.windows.row_seeds`); each row
+        samples from its own generator.
         """
         was_training = self.network.training
         self.network.eval()
@@ -421,7 +414,13 @@ class ViSAGePipeline(GenerationPipeline):
         *,
         camera_direction: Tensor | None = None,
         seed: int | Sequence[int] | None = None,
-        **sampling: Any,
+        guidance: Guidance = "joint",
+        cfg_scale: float = 2.5,
+        direction_cfg_scale: float = 2.5,
+        temperature: float = 1.0,
+        top_k: int | None = 256,
+        top_p: float | None = None,
+        do_sample: bool = True,
     ) -> Tensor:
         """AmbiX FOA ``[B, 4, clip_seconds * sample_rate]`` for one window of video.
 
@@ -432,8 +431,10 @@ class ViSAGePipeline(GenerationPipeline):
                 the learned null direction.
             seed: one seed per row, or an int (rows ``window_seed(seed, i)``); same seed, same audio
                 whatever the batch.
-            **sampling: ``guidance``, ``cfg_scale``, ``direction_cfg_scale``, ``temperature``, ``top_k``,
-                ``top_p``, ``do_sample``: see :meth:`generate_from_features`.
+            guidance: ``none``, ``joint`` (released: s = 2.5) or ``dual`` classifier-free guidance.
+            cfg_scale, direction_cfg_scale: guidance scales (``guidance_scale`` and
+                ``direction_guidance_scale`` of :func:`~spatialgen.models.visage.generation.generate`).
+            temperature, top_k, top_p, do_sample: sampling (released: top-k 256, temperature 1).
         """
         if isinstance(frames, Mapping) and self.encoder_name not in frames:
             raise ValueError(f"frames has no {self.encoder_name!r} entry; got keys {sorted(frames)}")
@@ -449,7 +450,19 @@ class ViSAGePipeline(GenerationPipeline):
         device = self.network.encoder.visual_proj.weight.device
         visual, energy = self.encode_video(video.to(device))
         direction = self.direction_input(camera_direction, video.shape[0], device)
-        return self.generate_from_features(visual, energy, direction, seed=seed, **sampling)
+        return self.generate_from_features(
+            visual,
+            energy,
+            direction,
+            seed=seed,
+            guidance=guidance,
+            cfg_scale=cfg_scale,
+            direction_cfg_scale=direction_cfg_scale,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            do_sample=do_sample,
+        )
 
     # ------------------------------------------------------------------ config
     def pipeline_config(self) -> dict[str, Any]:
