@@ -10,23 +10,15 @@ import torch
 
 from spatialgen.generate import GenerateOptions, crossfade_concat, generate_video, main, plan_windows
 from spatialgen.io import probe_video, read_audio, read_audio_track, read_spatial_audio_box, write_video
-from spatialgen.models.pipeline import GenerationPipeline
 from spatialgen.models.windows import row_seeds
 from spatialgen.spatial import doa, foa
+from tests.fake_pipeline import FakeFoaPipeline, make_video
 
 
-class LeftSource(GenerationPipeline):
+class LeftSource(FakeFoaPipeline):
     """Noise from +60° azimuth, whose level encodes the mean brightness of the window's frames."""
 
     kind = "test-left-source"
-    output_format = "foa"
-    sample_rate = 8000
-    clip_seconds = 2.0
-    frame_rates = {"enc": 4.0}  # noqa: RUF012
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[int, ...]] = []
 
     def generate(self, frames, *, camera_direction=None, seed=None, **sampling):
         video = frames["enc"]
@@ -35,19 +27,6 @@ class LeftSource(GenerationPipeline):
         seeds = row_seeds(seed, video.shape[0]) or [0] * video.shape[0]
         noise = torch.stack([torch.randn(n, generator=torch.Generator().manual_seed(s)) for s in seeds]) * 0.1
         return foa.encode(noise, math.radians(60), 0.0)
-
-    def pipeline_config(self):
-        return {"kind": self.kind}
-
-    @classmethod
-    def from_pipeline_config(cls, config):
-        return cls()
-
-
-def make_video(path: Path, seconds: float, fps: float = 8.0) -> Path:
-    frames = torch.zeros(int(seconds * fps), 3, 32, 48, dtype=torch.uint8)
-    frames[:, 0] = 200
-    return write_video(path, frames, fps)
 
 
 def test_plan_windows() -> None:

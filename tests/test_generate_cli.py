@@ -6,7 +6,6 @@ import inspect
 import math
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,23 +13,16 @@ import torch
 
 from spatialgen import cli
 from spatialgen.generate import main
-from spatialgen.io import read_audio, write_video
+from spatialgen.io import read_audio
 from spatialgen.models.pipeline import GenerationPipeline
 from spatialgen.spatial import foa
+from tests.fake_pipeline import FakeFoaPipeline, make_video
 
 
-class FakeVisage(GenerationPipeline):
+class FakeVisage(FakeFoaPipeline):
     """A FOA pipeline that declares ViSAGe's sampling options and records what it was called with."""
 
     kind = "test-fake-visage"
-    output_format = "foa"
-    sample_rate = 8000
-    clip_seconds = 2.0
-    frame_rates = {"enc": 4.0}  # noqa: RUF012
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[dict] = []
 
     @property
     def sampling_options(self):
@@ -43,20 +35,6 @@ class FakeVisage(GenerationPipeline):
         self.calls.append({"shape": tuple(video.shape), **sampling})
         noise = torch.randn(video.shape[0], int(self.clip_seconds * self.sample_rate)) * 0.1
         return foa.encode(noise, math.radians(60), 0.0)
-
-    def pipeline_config(self):
-        return {"kind": self.kind}
-
-    @classmethod
-    def from_pipeline_config(cls, config):
-        return cls()
-
-
-def make_video(path: Path, seconds: float, fps: float = 8.0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = torch.zeros(max(1, int(seconds * fps)), 3, 32, 48, dtype=torch.uint8)
-    frames[:, 0] = 200
-    return write_video(path, frames, fps)
 
 
 def never_load(name: str) -> GenerationPipeline:

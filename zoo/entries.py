@@ -176,6 +176,56 @@ def _released_architecture() -> dict[str, Any]:
     }
 
 
+def _demo_entries() -> list[ZooEntry]:
+    """Both models' ``make demo`` entries, then both seeded debug entries (same fields, per-model values)."""
+    models = (
+        # key, label, output format, format in words, demo dataset, debug builder, debug architecture
+        ("visage", "ViSAGe", "foa", "FOA", "synthetic 360° dataset", build_visage_debug, VISAGE_DEBUG),
+        (
+            "visaudio",
+            "ViSAudio",
+            "binaural",
+            "binaural",
+            "synthetic dataset",
+            build_visaudio_debug,
+            VISAUDIO_DEBUG,
+        ),
+    )
+    trained = [
+        ZooEntry(
+            f"{key}-synthetic",
+            _demo_loader(f"{key}-synthetic"),
+            f"{label} (small) trained by `make demo` on the {data} (recipes/{key}_synthetic.yaml)",
+            kind=key,
+            output_format=fmt,
+            sample_rate=16000,
+            architecture={"recipe": f"recipes/{key}_synthetic.yaml"},
+            weights=f"demo_out/export/{key}-synthetic (written by `make demo`)",
+            licence="mit",
+            citation=CITATIONS[key],
+            tags=("trained-here", fmt),
+        )
+        for key, label, fmt, _, data, _, _ in models
+    ]
+    debug = [
+        ZooEntry(
+            f"{key}-debug",
+            build,
+            f"tiny random {label} (seeded, no download): 1 s of 16 kHz {words} per window, for tests and examples",
+            kind=key,
+            output_format=fmt,
+            sample_rate=16000,
+            architecture=arch,
+            weights=f"none: random init from seed {DEBUG_SEED} (pass seed=)",
+            licence="mit",
+            citation=CITATIONS[key],
+            tags=("debug", fmt),
+        )
+        for key, label, fmt, words, _, build, arch in models
+    ]
+    return trained + debug
+
+
 def _register_all() -> None:
     visage_cite, visaudio_cite = CITATIONS["visage"], CITATIONS["visaudio"]
     entries = [
@@ -205,58 +255,7 @@ def _register_all() -> None:
             citation=visage_cite,
             tags=("official", "mono", "init"),
         ),
-        ZooEntry(
-            "visage-synthetic",
-            _demo_loader("visage-synthetic"),
-            "ViSAGe (small) trained by `make demo` on the synthetic 360° dataset (recipes/visage_synthetic.yaml)",
-            kind="visage",
-            output_format="foa",
-            sample_rate=16000,
-            architecture={"recipe": "recipes/visage_synthetic.yaml"},
-            weights="demo_out/export/visage-synthetic (written by `make demo`)",
-            licence="mit",
-            citation=visage_cite,
-            tags=("trained-here", "foa"),
-        ),
-        ZooEntry(
-            "visaudio-synthetic",
-            _demo_loader("visaudio-synthetic"),
-            "ViSAudio (small) trained by `make demo` on the synthetic dataset (recipes/visaudio_synthetic.yaml)",
-            kind="visaudio",
-            output_format="binaural",
-            sample_rate=16000,
-            architecture={"recipe": "recipes/visaudio_synthetic.yaml"},
-            weights="demo_out/export/visaudio-synthetic (written by `make demo`)",
-            licence="mit",
-            citation=visaudio_cite,
-            tags=("trained-here", "binaural"),
-        ),
-        ZooEntry(
-            "visage-debug",
-            build_visage_debug,
-            "tiny random ViSAGe (seeded, no download): 1 s of 16 kHz FOA per window, for tests and examples",
-            kind="visage",
-            output_format="foa",
-            sample_rate=16000,
-            architecture=VISAGE_DEBUG,
-            weights=f"none: random init from seed {DEBUG_SEED} (pass seed=)",
-            licence="mit",
-            citation=visage_cite,
-            tags=("debug", "foa"),
-        ),
-        ZooEntry(
-            "visaudio-debug",
-            build_visaudio_debug,
-            "tiny random ViSAudio (seeded, no download): 1 s of 16 kHz binaural per window, for tests and examples",
-            kind="visaudio",
-            output_format="binaural",
-            sample_rate=16000,
-            architecture=VISAUDIO_DEBUG,
-            weights=f"none: random init from seed {DEBUG_SEED} (pass seed=)",
-            licence="mit",
-            citation=visaudio_cite,
-            tags=("debug", "binaural"),
-        ),
+        *_demo_entries(),
         ZooEntry(
             "dac-44khz",
             _tower("codec", "dac_44khz"),

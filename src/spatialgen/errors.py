@@ -7,7 +7,8 @@ a traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 #: environment variable that, set to anything but "" or "0", shows tracebacks of user errors
 DEBUG_ENV = "SPATIALGEN_DEBUG"
@@ -20,6 +21,30 @@ def debug_enabled(argv: Sequence[str] = ()) -> bool:
 
 class SpatialgenError(Exception):
     """Base class: a user-facing problem with a one-line explanation."""
+
+
+def run_cli(
+    prog: str,
+    body: Callable[[], int | None],
+    *,
+    catch: tuple[type[Exception], ...] = (SpatialgenError,),
+    first_line: bool = False,
+    debug: bool = False,
+) -> int:
+    """Run a command's ``body`` and return its exit code (``None`` counts as 0).
+
+    A ``catch`` error prints ``{prog}: error: {message}`` (its first line with ``first_line``) on stderr,
+    no traceback, and returns 2; with ``debug`` (:func:`debug_enabled`) it propagates instead.
+    """
+    try:
+        code = body()
+    except catch as err:
+        if debug:
+            raise
+        message = str(err).splitlines()[0] if first_line else str(err)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    return 0 if code is None else code
 
 
 class MediaError(SpatialgenError, ValueError):

@@ -30,12 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spatialgen.errors import MediaError, SpatialgenError
+from spatialgen.errors import MediaError, SpatialgenError, run_cli
 from spatialgen.metrics.suite import (
     METRIC_GROUPS,
     build_metrics,
@@ -204,11 +203,7 @@ def _fmt(v: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; returns the exit status (user errors print one line and return 2)."""
     args = _parser().parse_args(list(argv) if argv is not None else None)
-    try:
-        return _run(args)
-    except SpatialgenError as exc:
-        print(f"spatialgen evaluate: error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli("spatialgen evaluate", lambda: _run(args))
 
 
 def _feed(

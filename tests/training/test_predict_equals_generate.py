@@ -15,6 +15,7 @@ from spatialgen.data.datamodule import PredictVideos
 from spatialgen.generate import GenerateOptions, generate_video
 from spatialgen.hub.export import pipeline_from_checkpoint
 from spatialgen.io import write_video
+from spatialgen.models.visage.config import VISAGE_TINY_WIDTH
 from spatialgen.training.visage import ViSAGeModule
 from spatialgen.training.visaudio import ViSAudioModule
 
@@ -24,13 +25,7 @@ VISAGE = {
     "config_overrides": {
         "clip_seconds": 1.0,
         "visual_fps": FPS,
-        "d_model": 32,
-        "encoder_layers": 1,
-        "decoder_layers": 1,
-        "encoder_heads": 2,
-        "decoder_heads": 2,
-        "encoder_ffn_dim": 64,
-        "decoder_ffn_dim": 64,
+        **VISAGE_TINY_WIDTH,
     },
     "encoder": "tiny",
     "encoder_kwargs": {"embed_dim": 32, "input_size": [56, 56], "fps": FPS},

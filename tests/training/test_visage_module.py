@@ -10,20 +10,13 @@ from safetensors.torch import save_file
 
 from spatialgen.data.datamodule import SpatialDataModule
 from spatialgen.models.visage import ViSAGe, get_config, stream_cross_entropy
+from spatialgen.models.visage.config import VISAGE_TINY_WIDTH
 from spatialgen.training import EMA, PredictionWriter
 from spatialgen.training.visage import ViSAGeModule
 from tests.recipes import synthetic_root
 
-SMALL = {  # visage_small's token layout (dac_synthetic, 4 codebooks) at a test-sized width
-    "clip_seconds": 1.0,
-    "d_model": 32,
-    "encoder_layers": 1,
-    "decoder_layers": 1,
-    "encoder_heads": 2,
-    "decoder_heads": 2,
-    "encoder_ffn_dim": 64,
-    "decoder_ffn_dim": 64,
-}
+#: visage_small's token layout (dac_synthetic, 4 codebooks) at visage_tiny's width
+SMALL = {"clip_seconds": 1.0, **VISAGE_TINY_WIDTH}
 ENCODER = {"embed_dim": 32, "input_size": [56, 56], "fps": 4.0}
 
 

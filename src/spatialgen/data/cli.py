@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from spatialgen.errors import SpatialgenError
+from spatialgen.errors import SpatialgenError, run_cli
 
 __all__ = ["main_biaudio", "main_features"]
 
@@ -19,13 +19,8 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _run(fn, argv_error_prefix: str) -> int:
-    try:
-        fn()
-    except (SpatialgenError, FileExistsError, ValueError) as e:
-        print(f"{argv_error_prefix}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0
+def _run(fn: Callable[[], None], prog: str) -> int:
+    return run_cli(prog, fn, catch=(SpatialgenError, FileExistsError, ValueError), first_line=True)
 
 
 def main_biaudio(argv: Sequence[str] | None = None) -> int:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -41,6 +42,7 @@ __all__ = [
     "Featurizer",
     "build_feature_cache",
     "read_cache_index",
+    "unflatten_tensors",
 ]
 
 log = logging.getLogger("spatialgen.data")
@@ -230,7 +232,13 @@ def load_cached_item(path: Path) -> dict[str, Any]:
             metadata = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise MediaError(path, f"corrupt cache file ({str(e).splitlines()[0]})") from None
-    item: dict[str, Any] = {k: json.loads(v) for k, v in metadata.items()}
+    return unflatten_tensors({k: json.loads(v) for k, v in metadata.items()}, tensors)
+
+
+def unflatten_tensors(item: dict[str, Any], tensors: Mapping[str, Tensor]) -> dict[str, Any]:
+    """``item`` with the flat tensors added: ``"group.name"`` keys (``features``, ``patch_tokens``) go to
+    ``item[group][name]``, the others to ``item[key]`` (the inverse of the flat safetensors layout shared
+    by the feature cache and the stream shards)."""
     for key, value in tensors.items():
         group, _, name = key.partition(".")
         if name:

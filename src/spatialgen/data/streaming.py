@@ -39,6 +39,7 @@ from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
 from spatialgen.data.clips import DatasetError
+from spatialgen.data.features import unflatten_tensors
 from spatialgen.io.audio import atomic_output
 
 __all__ = ["ShardStream", "decode_sample", "encode_sample", "list_shards", "write_shards"]
@@ -61,14 +62,7 @@ def encode_sample(item: dict[str, Any]) -> tuple[bytes, bytes]:
 
 def decode_sample(tensor_bytes: bytes, json_bytes: bytes) -> dict[str, Any]:
     """Inverse of :func:`encode_sample`."""
-    item: dict[str, Any] = json.loads(json_bytes)
-    for key, value in load_tensors(tensor_bytes).items():
-        group, _, name = key.partition(".")
-        if name:
-            item.setdefault(group, {})[name] = value
-        else:
-            item[key] = value
-    return item
+    return unflatten_tensors(json.loads(json_bytes), load_tensors(tensor_bytes))
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from spatialgen.errors import SpatialgenError
 
-__all__ = ["RECIPE_PREFIX", "EncoderWeightsError", "load_state_file", "load_strict", "unwrap_state_dict"]
+__all__ = [
+    "RECIPE_PREFIX",
+    "EncoderWeightsError",
+    "load_official_or_own",
+    "load_state_file",
+    "load_strict",
+    "unwrap_state_dict",
+]
 
 #: ``recipe:NAME`` as a weight spec: the file recipe NAME exports, made on first use
 #: (:mod:`spatialgen.encoders.recipe_weights`).
@@ -92,3 +99,17 @@ def load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: 
             "check the encoder name/config matches the checkpoint"
         )
     module.load_state_dict(state_dict, strict=True)
+
+
+def load_official_or_own(
+    module: nn.Module,
+    path: str | os.PathLike,
+    official_prefix: str,
+    convert: Callable[[dict[str, Tensor]], dict[str, Tensor]],
+) -> None:
+    """Strictly load ``path`` into ``module``: an official checkpoint (a key starts with ``official_prefix``)
+    through ``convert``, else the module's own layout as is."""
+    state = load_state_file(path)
+    if any(k.startswith(official_prefix) for k in state):
+        state = convert(state)
+    load_strict(module, state, source=path)

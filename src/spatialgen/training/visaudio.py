@@ -240,10 +240,23 @@ class ViSAudioModule(SpatialAudioModule):
         self.diff_weight = float(diff_weight)
         self.t_mean, self.t_std = float(t_mean), float(t_std)
         self.normalizer_batches = int(normalizer_batches)
+        self._init_validation(
+            pipe.sample_rate, sample_every_n_epochs, sample_batches, sample_seed, predict_with_ema
+        )
+
+    def _init_validation(
+        self,
+        sample_rate: int,
+        sample_every_n_epochs: int,
+        sample_batches: int,
+        sample_seed: int,
+        predict_with_ema: bool,
+    ) -> None:
+        """The sampling/predict options and the binaural validation metrics (shared with subclasses)."""
         self.sample_every_n_epochs, self.sample_batches = int(sample_every_n_epochs), int(sample_batches)
         self.sample_seed = int(sample_seed)
         self.predict_with_ema = bool(predict_with_ema)
-        sr = pipe.sample_rate
+        sr = sample_rate
         self.val_metrics = nn.ModuleDict(
             {
                 "ild_error_db": ILDError(sr),

@@ -45,10 +45,9 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor, nn
+from torch import Tensor
 
 from spatialgen.errors import SpatialgenError
-from spatialgen.metrics import ILDError, ITDError, LeftRightConfusion, STFTDistance
 from spatialgen.models.pipeline import build_pipeline
 from spatialgen.models.visaudio.conditioning import Conditions
 from spatialgen.models.visaudio.flow import flow_matching_loss, generate, logit_normal_t
@@ -200,19 +199,9 @@ class ViSAudioFewStepModule(ViSAudioModule):
         self.diff_weight = float(diff_weight if diff_weight is not None else _teacher_diff_weight(teacher))
         self.t_mean, self.t_std = 0.0, 1.0
         self.normalizer_batches = 0  # the normaliser is the teacher's
-        self.sample_every_n_epochs, self.sample_batches = int(sample_every_n_epochs), int(sample_batches)
-        self.sample_seed = int(sample_seed)
-        self.predict_with_ema = bool(predict_with_ema)
-        sr = student.sample_rate
-        self.val_metrics = nn.ModuleDict(
-            {
-                "ild_error_db": ILDError(sr),
-                "itd_error_s": ITDError(sr),
-                "lr_confusion": LeftRightConfusion(sr),
-                "stft_distance": STFTDistance(sr),
-            }
+        self._init_validation(
+            student.sample_rate, sample_every_n_epochs, sample_batches, sample_seed, predict_with_ema
         )
-        self._checkpoint_ema = None
 
     # ------------------------------------------------------------------ targets and loss
     def batch_latent_len(self, batch: Mapping[str, Any]) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from spatialgen.errors import SpatialgenError
+from spatialgen.errors import SpatialgenError, run_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from spatialgen.data.synthetic.generate import generate_dataset
 
-    try:
+    def run() -> None:
         manifest = generate_dataset(
             args.out,
             args.n_clips,
@@ -86,15 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
             overwrite=args.overwrite,
         )
-    except (SpatialgenError, ValueError, FileExistsError) as e:
-        print(f"spatialgen data synth: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    counts = {name: len(manifest.split(name)) for name in ("train", "val", "test")}
-    print(
-        f"wrote {len(manifest.clips)} clips to {args.out} "
-        f"(train {counts['train']}, val {counts['val']}, test {counts['test']})"
-    )
-    return 0
+        counts = {name: len(manifest.split(name)) for name in ("train", "val", "test")}
+        print(
+            f"wrote {len(manifest.clips)} clips to {args.out} "
+            f"(train {counts['train']}, val {counts['val']}, test {counts['test']})"
+        )
+
+    errors = (SpatialgenError, ValueError, FileExistsError)
+    return run_cli("spatialgen data synth", run, catch=errors, first_line=True)
 
 
 if __name__ == "__main__":

@@ -213,12 +213,9 @@ class ImageBindScorer(nn.Module):
 
     def load_weights(self, path: str | os.PathLike) -> ImageBindScorer:
         """Load ``imagebind_huge.pth`` (official layout, converted) or this module's own state dict."""
-        from spatialgen.encoders.loading import load_state_file, load_strict
+        from spatialgen.encoders.loading import load_official_or_own
 
-        state = load_state_file(path)
-        if any(k.startswith("modality_") for k in state):
-            state = convert_imagebind_state_dict(state)
-        load_strict(self, state, source=path)
+        load_official_or_own(self, path, "modality_", convert_imagebind_state_dict)
         return self
 
 

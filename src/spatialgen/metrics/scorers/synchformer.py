@@ -256,12 +256,9 @@ class SynchformerScorer(nn.Module):
 
     def load_weights(self, path: str | os.PathLike) -> SynchformerScorer:
         """Load ``synchformer_state_dict.pth`` (the full official checkpoint, converted) or our own layout."""
-        from spatialgen.encoders.loading import load_state_file, load_strict
+        from spatialgen.encoders.loading import load_official_or_own
 
-        state = load_state_file(path)
-        if any(k.startswith("afeat_extractor.") for k in state):
-            state = convert_synchformer_full_state_dict(state)
-        load_strict(self, state, source=path)
+        load_official_or_own(self, path, "afeat_extractor.", convert_synchformer_full_state_dict)
         return self
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["VISAGE_CONFIGS", "ViSAGeConfig", "get_config", "list_configs"]
+__all__ = ["VISAGE_CONFIGS", "VISAGE_TINY_WIDTH", "ViSAGeConfig", "get_config", "list_configs"]
 
 _PATTERNS = ("visage", "delay", "flat")
 
@@ -178,6 +178,17 @@ _SMALL = {
     "decoder_ffn_dim": 1024,
 }
 
+#: ``visage_tiny``'s transformer width: also the overrides that shrink any named config for tests.
+VISAGE_TINY_WIDTH = {
+    "d_model": 32,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_heads": 2,
+    "decoder_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+}
+
 #: Named configurations: ``visage`` (released FOA model), ``visage_mono`` (VGGSound stage 1),
 #: ``visage_small`` (CPU, on the ``dac_synthetic`` codec and ``tiny`` visual encoder features),
 #: ``visage_tiny`` (unit tests, ``dac_tiny`` codec).
@@ -209,13 +220,7 @@ VISAGE_CONFIGS: dict[str, dict[str, Any]] = {
         "max_source_length": 40,
     },
     "visage_tiny": {
-        "d_model": 32,
-        "encoder_layers": 1,
-        "decoder_layers": 1,
-        "encoder_heads": 2,
-        "decoder_heads": 2,
-        "encoder_ffn_dim": 64,
-        "decoder_ffn_dim": 64,
+        **VISAGE_TINY_WIDTH,
         "d_visual": 16,
         "num_codebooks": 2,
         "codebook_size": 64,

@@ -18,19 +18,16 @@ compile matches to float32 rounding, bf16 autocast to a relative error of a few 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from spatialgen.models.visaudio.conditioning import Conditions
-from spatialgen.models.visaudio.flow import Method, cfg_velocity, sample_ode
+from spatialgen.models.visaudio.flow import NetFn, generate
 
 __all__ = ["NetFn", "fast_generate", "network_fn"]
 
-#: ``net(x, t, cond) -> velocity``
-NetFn = Callable[[Tensor, Tensor, Conditions], Tensor]
 _AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 _COMPILED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], NetFn]] = weakref.WeakKeyDictionary()
 
@@ -74,44 +71,29 @@ def network_fn(
     return cache[key]
 
 
-@torch.no_grad()
 def fast_generate(
     net: nn.Module,
     cond: Conditions,
     *,
-    uncond: Conditions | None = None,
-    cfg_scale: float = 4.5,
-    steps: int = 25,
-    method: Method = "euler",
-    sequential: bool = False,
-    seed: int | None = None,
-    noise: Tensor | None = None,
-    denormalize: bool = True,
     autocast: torch.dtype | None = None,
     compile: bool = False,
     compile_backend: str = "inductor",
     compile_mode: str | None = None,
+    **sampling: Any,
 ) -> Tensor:
     """Binaural latents ``[B, 2, D, F]``, as :func:`~spatialgen.models.visaudio.flow.generate`, plus speed options.
 
     Args:
-        net, cond, uncond, cfg_scale, steps, method, sequential, seed, noise, denormalize: as in
-            :func:`spatialgen.models.visaudio.flow.generate` (a few-step student distilled with the teacher's
-            guidance baked in samples with ``cfg_scale=1`` and ``uncond=None``: one evaluation per step).
+        net, cond: as in :func:`spatialgen.models.visaudio.flow.generate`.
         autocast: ``None`` (float32, default), ``torch.bfloat16`` or (GPU only) ``torch.float16``.
         compile: evaluate the network through ``torch.compile`` (default off).
         compile_backend, compile_mode: passed to ``torch.compile``.
+        **sampling: ``uncond``, ``cfg_scale``, ``steps``, ``method``, ``sequential``, ``seed``, ``noise``,
+            ``denormalize``, passed to :func:`~spatialgen.models.visaudio.flow.generate` (a few-step student
+            distilled with the teacher's guidance baked in samples with ``cfg_scale=1`` and ``uncond=None``:
+            one evaluation per step).
     """
-    param = next(net.parameters())
-    shape = (cond.batch_size, 2, net.config.latent_dim, cond.latent_len)
-    if noise is None:
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        noise = torch.randn(shape, generator=gen, dtype=param.dtype).to(param.device)
-    elif tuple(noise.shape) != shape:
-        raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
     fn = network_fn(
         net, autocast=autocast, compile=compile, compile_backend=compile_backend, compile_mode=compile_mode
     )
-    velocity = cfg_velocity(fn, cond, uncond, cfg_scale)  # type: ignore[arg-type]  # any (x, t, cond) callable
-    x = sample_ode(velocity, noise, steps=steps, method=method, sequential=sequential)
-    return net.normalizer.denormalize(x) if denormalize else x
+    return generate(net, cond, net_fn=fn, **sampling)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from spatialgen.models.visaudio.conditioning import Conditions
 
 __all__ = [
+    "NetFn",
     "VelocityFn",
     "cfg_velocity",
     "flow_matching_loss",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: ``v(x [B, 2, D, F], t [B]) -> [B, 2, D, F]``
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
+#: ``net(x, t, cond) -> velocity``: the network or a wrapper of it
+NetFn = Callable[[Tensor, Tensor, Conditions], Tensor]
 Method = Literal["euler", "heun", "midpoint"]
 
 
@@ -106,7 +109,9 @@ def flow_matching_loss(
     return loss, per_ear
 
 
-def cfg_velocity(net: nn.Module, cond: Conditions, uncond: Conditions | None, scale: float) -> VelocityFn:
+def cfg_velocity(
+    net: nn.Module | NetFn, cond: Conditions, uncond: Conditions | None, scale: float
+) -> VelocityFn:
     """Guided velocity ``w v(x|c) + (1 - w) v(x|null)`` with both terms in one batched forward.
 
     Guidance is off (conditional velocity only, one half the cost) when ``uncond`` is None or ``scale <= 1``:
@@ -196,6 +201,7 @@ def generate(
     seed: int | None = None,
     noise: Tensor | None = None,
     denormalize: bool = True,
+    net_fn: NetFn | None = None,
 ) -> Tensor:
     """Sample binaural latents ``[B, 2, D, F]`` for prepared conditions (deterministic for a ``seed``).
 
@@ -208,6 +214,10 @@ def generate(
         seed: seeds the initial noise (CPU generator, so results match across devices); ignored with ``noise``.
         noise: explicit initial noise ``[B, 2, D, F]``.
         denormalize: map the result back to codec latent scale with ``net.normalizer``.
+        net_fn: evaluate the velocity with this ``(x, t, cond)`` callable instead of ``net`` (a wrapped
+            ``net``, e.g. under autocast or ``torch.compile``:
+            :func:`spatialgen.models.visaudio.fast_sampling.network_fn`); ``net`` still gives shapes,
+            device and the normaliser.
     """
     param = next(net.parameters())
     shape = (cond.batch_size, 2, net.config.latent_dim, cond.latent_len)
@@ -216,7 +226,6 @@ def generate(
         noise = torch.randn(shape, generator=gen, dtype=param.dtype).to(param.device)
     elif tuple(noise.shape) != shape:
         raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
-    x = sample_ode(
-        cfg_velocity(net, cond, uncond, cfg_scale), noise, steps=steps, method=method, sequential=sequential
-    )
+    velocity = cfg_velocity(net if net_fn is None else net_fn, cond, uncond, cfg_scale)
+    x = sample_ode(velocity, noise, steps=steps, method=method, sequential=sequential)
     return net.normalizer.denormalize(x) if denormalize else x
