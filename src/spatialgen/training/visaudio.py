@@ -43,9 +43,8 @@ With ``predict_with_ema`` the EMA weights of the loaded checkpoint are used.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -61,54 +60,10 @@ from spatialgen.models.visaudio.weights_check import all_missing_weights
 from spatialgen.training.base import SpatialAudioModule
 from spatialgen.training.ema import ema_state_dict_from_checkpoint
 from spatialgen.training.samples import log_samples, plot_binaural_spectrograms
+from spatialgen.training.visaudio_batches import as_binaural, in_order, posterior_mean, require_full
 from spatialgen.weights import WeightsNotFoundError
 
 __all__ = ["ViSAudioModule", "plot_binaural_spectrograms"]
-
-
-def _as_binaural(x: Tensor, what: str) -> Tensor:
-    """``[B, C, ...]`` with C = 2 as is, C = 1 duplicated to identical L = R (mono pretraining)."""
-    if x.shape[1] == 2:
-        return x
-    if x.shape[1] == 1:
-        return torch.cat((x, x), dim=1)
-    raise ValueError(
-        f"ViSAudio trains on binaural [L, R] (or mono, duplicated) {what}; got {x.shape[1]} channels. "
-        "Set data.format to 'binaural' or 'mono'."
-    )
-
-
-def _require_full(batch: Mapping[str, Any], key: str) -> None:
-    mask = batch.get(key)
-    if isinstance(mask, Tensor) and not bool(mask.all()):
-        raise ValueError(
-            f"ViSAudio needs equal-length clips in a batch ({key} has padding); set data.clip_seconds"
-        )
-
-
-@contextlib.contextmanager
-def _posterior_mean(codec: nn.Module) -> Iterator[None]:
-    """Within the block a posterior-sampling codec (``sample_posterior``, MMAudio's VAE) encodes to the mean."""
-    sampling = getattr(codec, "sample_posterior", None)
-    if sampling:
-        codec.sample_posterior = False
-    try:
-        yield
-    finally:
-        if sampling:
-            codec.sample_posterior = sampling
-
-
-def _in_order(loader: Any) -> Any:
-    """The training clips in dataset order, for the normaliser: a separate unshuffled loader over the same
-    map-style dataset, so fitting neither depends on the shuffle nor advances the training loader (whose
-    position is part of a resumable checkpoint). Streams (iterable datasets) are read as they come."""
-    dataset = getattr(loader, "dataset", None)
-    if dataset is None or isinstance(dataset, torch.utils.data.IterableDataset):
-        return loader
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=loader.batch_size, shuffle=False, collate_fn=loader.collate_fn, num_workers=0
-    )
 
 
 class ViSAudioModule(SpatialAudioModule):
@@ -276,13 +231,13 @@ class ViSAudioModule(SpatialAudioModule):
         norm = self.network.normalizer
         with torch.no_grad():
             if "latents" in batch:
-                _require_full(batch, "latents_mask")
-                z = _as_binaural(batch["latents"], "latents").to(norm.mean.dtype)
+                require_full(batch, "latents_mask")
+                z = as_binaural(batch["latents"], "latents").to(norm.mean.dtype)
                 return norm.normalize(z) if normalize else z
             if "audio" not in batch:
                 raise ValueError("ViSAudio batches need 'audio' (raw source) or 'latents' (feature cache)")
-            _require_full(batch, "audio_mask")
-            audio = _as_binaural(batch["audio"], "audio")
+            require_full(batch, "audio_mask")
+            audio = as_binaural(batch["audio"], "audio")
             z = self.pipeline.encode_audio(audio, int(batch["sample_rate"]), normalize=normalize)
             return z.to(norm.mean.dtype)
 
@@ -390,7 +345,7 @@ class ViSAudioModule(SpatialAudioModule):
                 break
             if trainer is not None:
                 batch = trainer.strategy.batch_to_device(batch, self.device)
-            with _posterior_mean(self.pipeline.codec):
+            with posterior_mean(self.pipeline.codec):
                 z = self.batch_latents(batch, normalize=False).to(torch.float64)
             flat = z.transpose(-2, -1).reshape(-1, d)
             stats[0] += flat.shape[0]
@@ -411,7 +366,7 @@ class ViSAudioModule(SpatialAudioModule):
     def on_train_start(self) -> None:
         """Fit the latent normaliser on the first training clips (dataset order) unless it is already fitted."""
         if self.normalizer_batches and self.normalizer_is_identity():
-            used = self.fit_normalizer(_in_order(self.trainer.train_dataloader), self.normalizer_batches)
+            used = self.fit_normalizer(in_order(self.trainer.train_dataloader), self.normalizer_batches)
             rank_zero_info(f"ViSAudio: latent normaliser fitted on {used} training batches")
 
     # ------------------------------------------------------------------ validation
@@ -463,9 +418,9 @@ class ViSAudioModule(SpatialAudioModule):
     def _reference_audio(self, batch: Mapping[str, Any], length: int) -> Tensor:
         pipe = self.pipeline
         if "audio" in batch:
-            ref = _as_binaural(batch["audio"], "audio").float()
+            ref = as_binaural(batch["audio"], "audio").float()
         else:
-            ref = pipe.codec.decode_latents(_as_binaural(batch["latents"], "latents"), length=length).float()
+            ref = pipe.codec.decode_latents(as_binaural(batch["latents"], "latents"), length=length).float()
         return joint_peak_normalize(ref, pipe.peak) if pipe.peak is not None else ref
 
     def _sample_and_score(self, batch: Mapping[str, Any], batch_idx: int) -> None:
