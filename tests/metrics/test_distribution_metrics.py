@@ -172,3 +172,17 @@ def test_imagebind_score_and_desync_with_tiny_towers():
     ds.update(audio, frames)
     assert ds.compute().item() == pytest.approx(ref_ds, abs=1e-12)
     assert ib.state_dict() == {} and ds.state_dict() == {}
+
+
+@pytest.mark.parametrize("name", list_embedders())
+def test_every_embedder_builds_random_by_default_and_embeds(name):
+    """Each registered embedder: random weights by default (as every registry), finite [N, K, D] embeddings."""
+    torch.manual_seed(0)
+    emb = create_embedder(name)
+    assert not emb.training and emb.embed_dim > 0
+    wave = 0.1 * torch.randn(2, max(emb.min_samples, emb.sample_rate))
+    out = emb(wave)
+    e = out.embeddings
+    assert e.ndim == 3 and e.shape[0] == 2 and e.shape[-1] == emb.embed_dim and torch.isfinite(e).all()
+    if emb.num_classes:
+        assert out.logits.shape == (2, emb.num_classes) and torch.isfinite(out.logits).all()

@@ -91,7 +91,7 @@ def test_full_size_on_meta_and_offline_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SPATIALGEN_CACHE", str(tmp_path))
     with pytest.raises(WeightsNotFoundError, match=r"passt-s-f128-p16-s10-ap\.476-swa\.pt.*kkoutini/PaSST"):
-        create_embedder("passt")
+        create_embedder("passt", pretrained=True)
 
 
 def test_evaluate_video_writes_ib_and_desync(tmp_path):

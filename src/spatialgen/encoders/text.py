@@ -135,7 +135,7 @@ def list_text_encoders(pattern: str = "*") -> list[str]:
     return TEXT_ENCODERS.list(pattern)
 
 
-def create_text_encoder(name: str, pretrained: bool | str | os.PathLike = True, **kwargs) -> ClipTextEncoder:
+def create_text_encoder(name: str, pretrained: bool | str | os.PathLike = False, **kwargs) -> ClipTextEncoder:
     """Build a registered text encoder; ``pretrained`` as in :func:`~spatialgen.encoders.create_encoder`
     (True: the published weights through ``resolve_weights``; a path / ``hf://`` spec / URL: that file)."""
     factory = TEXT_ENCODERS.get(name)

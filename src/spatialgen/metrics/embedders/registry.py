@@ -31,15 +31,16 @@ def list_embedders(pattern: str = "*") -> list[str]:
     return EMBEDDERS.list(pattern)
 
 
-def create_embedder(name: str, pretrained: bool | str | os.PathLike = True, **kwargs) -> AudioEmbedder:
+def create_embedder(name: str, pretrained: bool | str | os.PathLike = False, **kwargs) -> AudioEmbedder:
     """Build a registered audio embedder in eval mode.
 
     Args:
         name: "panns_cnn14" (32 kHz), "panns_cnn14_16k" (av-benchmark), "vggish", "tiny".
-        pretrained: True downloads / reuses the official weights (cached under ``$SPATIALGEN_CACHE`` or
+        pretrained: False (the default, as in every spatialgen registry and timm) keeps random weights;
+            True downloads / reuses the official weights (cached under ``$SPATIALGEN_CACHE`` or
             ``~/.cache/spatialgen/weights``; offline, a :class:`~spatialgen.weights.WeightsNotFoundError`
             says which file to fetch and where to put it); a path or ``hf://``/URL spec loads that file
-            (official key layouts are converted); False keeps random weights. "tiny" is always seeded.
+            (official key layouts are converted). "tiny" is always seeded.
         **kwargs: constructor options of the embedder.
     """
     factory, url, cache_name = EMBEDDERS.get(name)
