@@ -182,3 +182,23 @@ def test_direction_metrics_share_one_estimate_per_batch(monkeypatch):
     metrics["azimuth_error_deg_map_clip"].scores(pred2, gt)  # another batch is recomputed
     assert len(calls) == 3
     assert "_shared" not in str(metrics["azimuth_error_deg_map_clip"].state_dict())
+
+
+def test_balance_agreement_mean_leaves_out_centred_clips():
+    """A centred clip has no lateral second: the mean is over the lateral clips, not NaN."""
+    import warnings
+
+    from spatialgen.metrics.binaural import LRBalanceAgreement
+
+    sr = 8000
+    noise = torch.randn(sr, generator=torch.Generator().manual_seed(0))
+    left = torch.stack([noise, 0.2 * noise])[None]  # clearly left
+    centre = torch.stack([noise, noise])[None]  # balance 0: no decisive second
+    metric = LRBalanceAgreement(sr)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        metric.update(torch.cat([left, centre]), torch.cat([left, centre]))
+        assert float(metric.compute()) == 1.0
+    flipped = LRBalanceAgreement(sr)
+    flipped.update(left.flip(1), left)
+    assert float(flipped.compute()) == 0.0

@@ -193,12 +193,20 @@ class IACCError(_Binaural):
 
 
 class LRBalanceAgreement(_Binaural):
-    """Per-second left/right balance agreement on clearly lateral truth seconds (higher is better)."""
+    """Per-second left/right balance agreement on clearly lateral truth seconds (higher is better).
+
+    A clip with no clearly lateral second (a centred source) has no agreement to score: such clips are
+    left out of the mean (``skip_nan=True`` by default, still warned), as :class:`LeftRightConfusion` leaves
+    out undecided clips; the result is NaN only when no clip has a lateral second.
+    """
 
     fn = staticmethod(I.lr_balance_agreement)
     needs_rate = True
     higher_is_better = True
     plot_upper_bound = 1.0
+
+    def __init__(self, sample_rate: int = 16000, *, skip_nan: bool = True, **kwargs: Any) -> None:
+        super().__init__(sample_rate, skip_nan=skip_nan, **kwargs)
 
 
 class _BandMetric(_Binaural):
