@@ -39,12 +39,12 @@ bench: $(STAMP)  ## benchmarks, JSON results under bench/results/
 	$(PY) bench/run_all.py
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check src zoo tests bench
-	$(VENV)/bin/ruff format --check src zoo tests bench
+	$(VENV)/bin/ruff check src zoo tests bench examples
+	$(VENV)/bin/ruff format --check src zoo tests bench examples
 
 format: $(STAMP)  ## ruff autofix + format
-	$(VENV)/bin/ruff check --fix src zoo tests bench
-	$(VENV)/bin/ruff format src zoo tests bench
+	$(VENV)/bin/ruff check --fix src zoo tests bench examples
+	$(VENV)/bin/ruff format src zoo tests bench examples
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
