@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from spatialgen.models.visage import generate, get_config, load_official
+from spatialgen.models.visage.convert import AMBIX_TO_IMAGE
 
 SIZES = {
     "d256": {"d_model": 256, "enc_layers": 4, "dec_layers": 4, "heads": 4, "ffn": 1024},
@@ -213,6 +214,17 @@ def _as_official(codes: torch.Tensor, frames_out: int) -> torch.Tensor:
     return codes.permute(0, 3, 1, 2).reshape(B, frames_out, C * Q)
 
 
+def official_conditions(inp: dict[str, torch.Tensor], batch: int) -> tuple[torch.Tensor, ...]:
+    """The dump's inputs for our model: the camera direction moves from the official image frame to AmbiX.
+
+    The converter folds the frame change into the direction MLP (``W' = W M``), so the official vector
+    ``d_image`` must be fed as ``d_ambix = Mᵀ d_image`` (row vector: ``d_image @ M``); fed unchanged, the
+    conditioning differs and the greedy tokens diverge from the first frame.
+    """
+    clip, energy, direction = (inp[k][:batch].float() for k in ("clip_embeds", "energy_map", "direction"))
+    return clip, energy, (direction.double() @ AMBIX_TO_IMAGE).float()
+
+
 def ours_generate(model, cond, guidance: str, kw: dict, frames: int) -> torch.Tensor:
     """Our greedy generation with the official scale (2.5)."""
     return generate(
@@ -242,7 +254,7 @@ def official_rows(args, size: str) -> list[dict[str, Any]]:
     variants = DEFAULT_VARIANTS[size]
     try:
         for b in batches:
-            cond = tuple(inp[k][:b].float() for k in ("clip_embeds", "energy_map", "direction"))
+            cond = official_conditions(inp, b)
             modes = [m for m in (("none", 0.0), ("joint", 2.5)) if m[0] in args.official_modes.split(",")]
             for guidance, scale in modes:
                 worker.generate(b, scale)  # warm-up (as the peers tool's own)
