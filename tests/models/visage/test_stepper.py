@@ -5,10 +5,12 @@ import torch
 
 from spatialgen.models.visage import generate
 from spatialgen.models.visage.stepper import DecodeStepper, onednn_available, packed_weights
+from spatialgen.nn.native import native_available
 
 from .conftest import make_inputs
 
-KERNELS = [False, True] if onednn_available() else [False]
+# Every product kernel this machine can run (auto resolves to one of them).
+KERNELS = ["torch"] + ["onednn"] * onednn_available() + ["native"] * native_available()
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -18,10 +20,10 @@ def test_fast_greedy_tokens_equal_plain(tiny_model, batch, guidance):
     visual, energy, direction, _ = make_inputs(tiny_model.config, batch, seed=5)
     kw = dict(guidance=guidance, guidance_scale=2.5, do_sample=False)
     plain = generate(tiny_model, visual, energy, direction, engine="plain", **kw)
-    for onednn in KERNELS:
+    for kernel in KERNELS:
         for static in (False, True):
-            fast = generate(tiny_model, visual, energy, direction, onednn=onednn, static=static, **kw)
-            assert torch.equal(fast, plain), (onednn, static)
+            fast = generate(tiny_model, visual, energy, direction, kernel=kernel, static=static, **kw)
+            assert torch.equal(fast, plain), (kernel, static)
 
 
 def test_fast_dual_guidance_and_sampling_equal_plain(tiny_model):
@@ -44,16 +46,16 @@ def test_fast_dual_guidance_and_sampling_equal_plain(tiny_model):
     assert torch.equal(a, b)
 
 
-def _teacher_forced_and_stepped(model, dtype=None, static=False, onednn=None):
+def _teacher_forced_and_stepped(model, dtype=None, static=False, kernel="auto"):
     cfg = model.config
     visual, energy, direction, codes = make_inputs(cfg, 2, seed=7)
     memory = model.encode(visual, energy, direction)
     seq, _ = model.pattern.build(codes, cfg.pad_token)
     full = model.heads(model.decode(seq, memory))  # [B, L, K, V]
     schedule = model.pattern.schedule(cfg.num_frames)
-    stepper = DecodeStepper(model, memory, len(schedule), schedule, dtype=dtype, static=static, onednn=onednn)
+    stepper = DecodeStepper(model, memory, len(schedule), schedule, dtype=dtype, static=static, kernel=kernel)
     everything = tuple(range(cfg.num_streams))
-    stepper_all = packed_weights(model, 2, (everything,), stepper.dtype, stepper.onednn).head_linears[
+    stepper_all = packed_weights(model, 2, (everything,), stepper.dtype, stepper.kernel).head_linears[
         everything
     ]
     out, x = [], None
@@ -66,8 +68,8 @@ def _teacher_forced_and_stepped(model, dtype=None, static=False, onednn=None):
 
 @pytest.mark.parametrize("static", [False, True])
 def test_stepped_logits_equal_teacher_forced(tiny_model, static):
-    for onednn in KERNELS:
-        stepped, full = _teacher_forced_and_stepped(tiny_model, static=static, onednn=onednn)
+    for kernel in KERNELS:
+        stepped, full = _teacher_forced_and_stepped(tiny_model, static=static, kernel=kernel)
         torch.testing.assert_close(stepped, full, rtol=0, atol=2e-5)
     assert (full[:, 1:] - full[:, :-1]).abs().max() > 1e-2  # positions really differ
 
@@ -118,10 +120,32 @@ def test_compiled_static_step_gives_plain_tokens(tiny_model):
     assert torch.equal(generate(tiny_model, visual, energy, direction, compile=True, **kw), plain)
 
 
-def test_compile_rejects_onednn(tiny_model):
+@pytest.mark.parametrize("kernel", ["onednn", "native"])
+def test_compile_rejects_an_explicit_kernel(tiny_model, kernel):
     visual, energy, direction, _ = make_inputs(tiny_model.config, 1)
     with pytest.raises(ValueError, match="compile=True uses the compiler's own kernels"):
-        generate(tiny_model, visual, energy, direction, compile=True, onednn=True)
+        generate(tiny_model, visual, energy, direction, compile=True, kernel=kernel)
+
+
+def test_kernel_choice_and_its_errors(tiny_model):
+    from spatialgen.models.visage.stepper import choose_kernel
+
+    cpu, f32 = torch.device("cpu"), torch.float32
+    assert choose_kernel("auto", torch.device("cuda"), f32, 1, False) == "torch"
+    assert choose_kernel("auto", cpu, f32, 1, True) == "torch"  # compile brings its own kernels
+    assert choose_kernel("auto", cpu, torch.float16, 1, False) == "torch"
+    if native_available():
+        assert choose_kernel("auto", cpu, f32, 2, False) == "native"
+    if onednn_available():
+        assert choose_kernel("auto", cpu, f32, 8, False) == "onednn"
+        assert choose_kernel("auto", cpu, torch.bfloat16, 1, False) == "onednn"
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        choose_kernel("blas", cpu, f32, 1, False)
+    with pytest.raises(ValueError, match="runs float32 on CPU"):
+        choose_kernel("native", cpu, torch.bfloat16, 1, False)
+    visual, energy, direction, _ = make_inputs(tiny_model.config, 1)
+    with pytest.raises(ValueError, match="options of engine='fast'"):
+        generate(tiny_model, visual, energy, direction, engine="plain", kernel="native")
 
 
 def test_packed_weights_keep_the_most_recent_geometries(tiny_model):

@@ -124,7 +124,7 @@ def generate(
     engine: Engine = "fast",
     dtype: torch.dtype | None = None,
     static: bool = False,
-    onednn: bool | None = None,
+    kernel: str = "auto",
     compile: bool = False,
 ) -> Tensor:
     """Generate codes ``[B, C, Q, F]`` for the given conditions.
@@ -145,7 +145,8 @@ def generate(
             (the module-by-module :meth:`ViSAGe.decode_step` path).
         dtype: compute type of the fast engine (e.g. ``torch.bfloat16``; default the model's).
         static: fast engine with position-independent shapes (CUDA-graph / compile friendly).
-        onednn: fast engine's packed oneDNN products (default: on CPU when the build has them).
+        kernel: fast engine's product kernel: ``auto`` (default), ``native``, ``onednn`` or ``torch``
+            (see :mod:`spatialgen.models.visage.stepper`).
         compile: fast engine's static step through ``torch.compile`` (slow to compile on CPU; for GPUs).
 
     Returns:
@@ -156,8 +157,8 @@ def generate(
         raise ValueError("guidance='dual' needs a model with a direction input; use guidance='joint'")
     if engine not in ("fast", "plain"):
         raise ValueError(f"engine must be 'fast' or 'plain', got {engine!r}")
-    if engine == "plain" and (dtype is not None or static or onednn or compile):
-        raise ValueError("dtype, static, onednn and compile are options of engine='fast'")
+    if engine == "plain" and (dtype is not None or static or kernel != "auto" or compile):
+        raise ValueError("dtype, static, kernel and compile are options of engine='fast'")
     F_ = cfg.num_frames if num_frames is None else int(num_frames)
     pattern = model.pattern
     L = pattern.sequence_length(F_)
@@ -195,7 +196,7 @@ def generate(
             pick,
             dtype=dtype,
             static=static,
-            onednn=onednn,
+            kernel=kernel,
             compile=compile,
         )
     else:
@@ -240,7 +241,7 @@ def _decode_fast(
     *,
     dtype: torch.dtype | None,
     static: bool,
-    onednn: bool | None,
+    kernel: str,
     compile: bool,
 ) -> None:
     """Fused-step decoding (:class:`DecodeStepper`); fills ``sequence [B, L, K]`` in place.
@@ -250,7 +251,7 @@ def _decode_fast(
     """
     keys = [tuple(s.tolist()) for s in schedule]
     stepper = DecodeStepper(
-        model, memory, len(schedule), schedule, dtype=dtype, static=static, onednn=onednn, compile=compile
+        model, memory, len(schedule), schedule, dtype=dtype, static=static, kernel=kernel, compile=compile
     )
     x: Tensor | None = None
     for p, streams in enumerate(schedule):

@@ -12,12 +12,22 @@ steps prepared once:
   captured in a CUDA graph or compiled once);
 - cross-attention keys/values are projected from the encoder states once;
 - q/k/v of a layer are one product (their weights concatenated: the same dot products, bit for bit);
-- the linear layers and the per-slot output heads use weights packed once for the step's row count.
-  On CPU they go through oneDNN (``torch.ops.mkldnn._linear_pointwise`` on weights reordered by
-  ``_reorder_linear_weight``, the kernels PyTorch's own inductor emits for frozen CPU graphs): for the
-  few-row products of decoding it reads the weights near memory speed, where the default BLAS call can
-  be several times slower. The sums are then ordered differently (float32 results differ in the last
-  bits); greedy tokens agree except at numerical ties (``tests/models/visage/test_stepper.py``).
+- the linear layers and the per-slot output heads use weights packed once for the step's row count,
+  by one of three kernels (``kernel``):
+
+  - ``native``: :class:`~spatialgen.nn.native.NativeLinear`, a C kernel compiled on first use that reads
+    weights packed for one sequential pass (float32, CPU). A step is a read of all decoder weights, and
+    for 1-3 rows this reads them at about 29 / 26 / 23 GB/s on one core of the development machine, where
+    oneDNN reaches 20 / 13 / 20 (``bench/bench_native.py``);
+  - ``onednn``: ``torch.ops.mkldnn._linear_pointwise`` on weights reordered by ``_reorder_linear_weight``
+    (the kernels PyTorch's inductor emits for frozen CPU graphs), better from 4 rows on, and for bf16;
+  - ``torch``: ``F.linear`` (GPUs, and float16/float64).
+
+  ``auto`` picks native for float32 CPU steps of up to 3 rows (batch 1, with or without joint
+  guidance), else oneDNN on CPU, else torch. The kernels order their sums differently, so float32 results
+  differ in the last bits; greedy tokens agree except at numerical ties
+  (``tests/models/visage/test_stepper.py``; ``bench/visage_official.py`` compares them with the official
+  code's).
 - ``dtype=torch.bfloat16`` (or ``float16``) stores weights, caches and activations in that type (half
   the bytes per step; logits and guidance stay float32). Tokens then differ from float32 decoding.
 - ``compile=True`` runs the static step through ``torch.compile`` (its own kernels instead of oneDNN).
@@ -33,8 +43,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.models.visage.decoder import POSITION_OFFSET
+from spatialgen.nn.native import NativeLinear, native_available
 
-__all__ = ["DecodeStepper", "PackedLinear", "PackedWeights", "onednn_available", "packed_weights"]
+__all__ = [
+    "KERNELS",
+    "DecodeStepper",
+    "PackedLinear",
+    "PackedWeights",
+    "choose_kernel",
+    "onednn_available",
+    "packed_weights",
+]
+
+#: Product kernels of the fast step (see the module doc).
+KERNELS = ("auto", "native", "onednn", "torch")
+#: ``auto`` uses the native kernel up to this many rows (oneDNN is as fast from 4 rows on).
+NATIVE_MAX_ROWS = 3
 
 
 def onednn_available() -> bool:
@@ -47,6 +71,34 @@ def onednn_available() -> bool:
     )
 
 
+def choose_kernel(kernel: str, device: torch.device, dtype: torch.dtype, rows: int, compile: bool) -> str:
+    """The concrete kernel for ``kernel`` (one of :data:`KERNELS`) on this device, dtype and row count.
+
+    Raises:
+        ValueError: an unknown name, or a kernel that cannot run here (naming what can).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    cpu = device.type == "cpu"
+    if compile and kernel not in ("auto", "torch"):
+        raise ValueError(f"compile=True uses the compiler's own kernels; leave kernel='auto', not {kernel!r}")
+    if kernel == "auto":
+        if compile or not cpu:
+            return "torch"
+        if dtype == torch.float32 and rows <= NATIVE_MAX_ROWS and native_available():
+            return "native"
+        return "onednn" if onednn_available() and dtype in (torch.float32, torch.bfloat16) else "torch"
+    if kernel == "native" and not (cpu and dtype == torch.float32):
+        raise ValueError(f"kernel='native' runs float32 on CPU, not {dtype} on {device.type}")
+    if kernel == "onednn" and not (cpu and onednn_available() and dtype in (torch.float32, torch.bfloat16)):
+        raise ValueError(f"kernel='onednn' runs float32/bfloat16 on a CPU build with oneDNN, not {dtype} here")
+    if kernel == "native" and not native_available():
+        from spatialgen.nn.native import native_unavailable_reason
+
+        raise ValueError(f"kernel='native' is unavailable: {native_unavailable_reason()}; use kernel='auto'")
+    return kernel
+
+
 class PackedLinear:
     """``y = x W^T + b`` for inputs of ``rows`` rows, with ``W`` prepared once.
 
@@ -54,25 +106,30 @@ class PackedLinear:
         weight, bias: ``[out, in]`` and ``[out]`` (bias may be None).
         rows: number of input rows the packing is tuned for.
         dtype: storage and compute type.
-        onednn: use the packed oneDNN kernel (CPU only); otherwise ``F.linear``.
+        kernel: ``native``, ``onednn`` (CPU only) or ``torch`` (``F.linear``); see :func:`choose_kernel`.
     """
 
     def __init__(
-        self, weight: Tensor, bias: Tensor | None, rows: int, dtype: torch.dtype, *, onednn: bool
+        self, weight: Tensor, bias: Tensor | None, rows: int, dtype: torch.dtype, *, kernel: str
     ) -> None:
         w = weight.detach().to(dtype).contiguous()
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
-        self.onednn = onednn
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(w, rows) if onednn else w
+        self.kernel = kernel
+        self.native = NativeLinear(w, self.bias) if kernel == "native" else None
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(w, rows) if kernel == "onednn" else w
+        if kernel == "native":
+            self.weight = self.native.packed  # the packed copy is all the step reads
 
     def __call__(self, x: Tensor) -> Tensor:
-        if self.onednn:
+        if self.native is not None:
+            return self.native(x)
+        if self.kernel == "onednn":
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
 
 
-def _linear(module: nn.Linear, rows: int, dtype: torch.dtype, onednn: bool) -> PackedLinear:
-    return PackedLinear(module.weight, module.bias, rows, dtype, onednn=onednn)
+def _linear(module: nn.Linear, rows: int, dtype: torch.dtype, kernel: str) -> PackedLinear:
+    return PackedLinear(module.weight, module.bias, rows, dtype, kernel=kernel)
 
 
 def _norm(module: nn.LayerNorm, dtype: torch.dtype) -> tuple[Tensor, Tensor, float]:
@@ -82,18 +139,18 @@ def _norm(module: nn.LayerNorm, dtype: torch.dtype) -> tuple[Tensor, Tensor, flo
 class _Layer:
     """One decoder layer's prepared weights."""
 
-    def __init__(self, layer: nn.Module, rows: int, dtype: torch.dtype, onednn: bool) -> None:
+    def __init__(self, layer: nn.Module, rows: int, dtype: torch.dtype, kernel: str) -> None:
         sa, ca = layer.self_attn, layer.cross_attn
         qkv_w = torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight])
         qkv_b = torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias])
-        self.qkv = PackedLinear(qkv_w, qkv_b, rows, dtype, onednn=onednn)
-        self.self_out = _linear(sa.out_proj, rows, dtype, onednn)
+        self.qkv = PackedLinear(qkv_w, qkv_b, rows, dtype, kernel=kernel)
+        self.self_out = _linear(sa.out_proj, rows, dtype, kernel)
         self.self_norm = _norm(layer.self_attn_norm, dtype)
-        self.cross_q = _linear(ca.q_proj, rows, dtype, onednn)
-        self.cross_out = _linear(ca.out_proj, rows, dtype, onednn)
+        self.cross_q = _linear(ca.q_proj, rows, dtype, kernel)
+        self.cross_out = _linear(ca.out_proj, rows, dtype, kernel)
         self.cross_norm = _norm(layer.cross_attn_norm, dtype)
-        self.fc1 = _linear(layer.ffn.fc1, rows, dtype, onednn)
-        self.fc2 = _linear(layer.ffn.fc2, rows, dtype, onednn)
+        self.fc1 = _linear(layer.ffn.fc1, rows, dtype, kernel)
+        self.fc2 = _linear(layer.ffn.fc2, rows, dtype, kernel)
         self.ffn_norm = _norm(layer.ffn_norm, dtype)
 
 
@@ -110,12 +167,12 @@ class PackedWeights:
         rows: int,
         head_keys: tuple[tuple[int, ...], ...],
         dtype: torch.dtype,
-        onednn: bool,
+        kernel: str,
     ) -> None:
         dec = model.decoder
         d = model.config.d_model
         device = dec.bos.device
-        self.layers = [_Layer(layer, rows, dtype, onednn) for layer in dec.layers]
+        self.layers = [_Layer(layer, rows, dtype, kernel) for layer in dec.layers]
         pos = dec.positions.weight.detach()[POSITION_OFFSET:]
         self.positions = pos.to(dtype).contiguous()
         self.embed_norm = _norm(dec.norm_embed, dtype)
@@ -129,7 +186,7 @@ class PackedWeights:
         for key in head_keys:
             streams = torch.tensor(key, dtype=torch.long, device=device)
             w, b = model.heads.select(streams)
-            self.head_linears[key] = PackedLinear(w.reshape(-1, d), b.reshape(-1), rows, dtype, onednn=onednn)
+            self.head_linears[key] = PackedLinear(w.reshape(-1, d), b.reshape(-1), rows, dtype, kernel=kernel)
             self.stream_offsets[key] = streams * self.rows_per_stream
 
 
@@ -145,14 +202,14 @@ def _signature(model: nn.Module) -> tuple:
 
 
 def packed_weights(
-    model: nn.Module, rows: int, head_keys: tuple[tuple[int, ...], ...], dtype: torch.dtype, onednn: bool
+    model: nn.Module, rows: int, head_keys: tuple[tuple[int, ...], ...], dtype: torch.dtype, kernel: str
 ) -> PackedWeights:
     """The model's :class:`PackedWeights` for this geometry, rebuilt only when a parameter changed.
 
     The :data:`MAX_PACKED` most recently used geometries are kept (e.g. batch 1 with and without CFG).
     """
     cache = _PACKED.setdefault(model, {})
-    key = (rows, dtype, onednn, head_keys)
+    key = (rows, dtype, kernel, head_keys)
     signature = _signature(model)
     hit = cache.pop(key, None)
     if hit is not None and hit[0] != signature:  # the weights changed: every packing of this model is stale
@@ -161,7 +218,7 @@ def packed_weights(
     if hit is None:
         while len(cache) >= MAX_PACKED:
             cache.pop(next(iter(cache)))
-        hit = (signature, PackedWeights(model, rows, head_keys, dtype, onednn))
+        hit = (signature, PackedWeights(model, rows, head_keys, dtype, kernel))
     cache[key] = hit  # most recently used last
     return hit[1]
 
@@ -176,7 +233,7 @@ class DecodeStepper:
         head_sets: stream index tensors whose heads are evaluated together (the pattern's schedule slots).
         dtype: compute type (default: the model's).
         static: attend over the whole cache with a position mask, so every step has the same shapes.
-        onednn: packed oneDNN products (default: on CPU when available; not with ``compile``).
+        kernel: product kernel, one of :data:`KERNELS` (default ``auto``; see the module doc).
         compile: run the static step through ``torch.compile`` (implies ``static``; compiled once per
             shape set and process, which takes minutes on a CPU).
     """
@@ -190,7 +247,7 @@ class DecodeStepper:
         *,
         dtype: torch.dtype | None = None,
         static: bool = False,
-        onednn: bool | None = None,
+        kernel: str = "auto",
         compile: bool = False,
     ) -> None:
         dec = model.decoder
@@ -201,27 +258,17 @@ class DecodeStepper:
             )
         device = memory.device
         dtype = dtype or dec.bos.dtype
-        if compile and onednn:
-            raise ValueError(
-                "DecodeStepper: compile=True uses the compiler's own kernels; leave onednn unset"
-            )
-        if onednn is None:
-            # oneDNN's packed CPU kernels: float32 and bfloat16 (float16/float64 go through F.linear).
-            onednn = (
-                device.type == "cpu"
-                and onednn_available()
-                and not compile
-                and dtype in (torch.float32, torch.bfloat16)
-            )
-        static = static or compile
-        if onednn and device.type != "cpu":
-            raise ValueError("DecodeStepper: onednn=True needs CPU tensors; pass onednn=None or False")
         R, d = memory.shape[0], cfg.d_model
+        try:
+            kernel = choose_kernel(kernel, device, dtype, R, compile)
+        except ValueError as exc:
+            raise ValueError(f"DecodeStepper: {exc}") from None
+        static = static or compile
         H = cfg.decoder_heads
         self.rows, self.dim, self.heads, self.head_dim = R, d, H, d // H
-        self.capacity, self.static, self.dtype, self.onednn = capacity, static, dtype, onednn
+        self.capacity, self.static, self.dtype, self.kernel = capacity, static, dtype, kernel
         head_keys = tuple(dict.fromkeys(tuple(int(s) for s in streams.tolist()) for streams in head_sets))
-        w = packed_weights(model, R, head_keys, dtype, onednn)
+        w = packed_weights(model, R, head_keys, dtype, kernel)
         self.layers, self.embed_norm, self.bos, self.table = w.layers, w.embed_norm, w.bos, w.table
         self.positions = w.positions[:capacity]
         self.rows_per_stream, self.head_linears, self.stream_offsets = (

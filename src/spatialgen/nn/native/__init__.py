@@ -1,0 +1,178 @@
+"""Native CPU kernels for decoding, compiled from C on first use.
+
+``linear.c`` holds a few-row linear layer over weights packed for one sequential read (see its header):
+decoding multiplies one or two rows by every weight matrix, so its time is the time to read the weights,
+and PyTorch's CPU kernels (MKL, oneDNN) read them at about two thirds of one core's streaming bandwidth
+for such products (``bench/bench_native.py`` measures both).
+
+The C source ships with the package. The first use compiles it with the system C compiler (``$CC``, else
+``cc``, ``gcc`` or ``clang``) for this machine (``-O3 -march=native``) into ``$SPATIALGEN_KERNEL_CACHE``
+(default ``~/.cache/spatialgen/kernels``), under a name hashed from the source, the compiler, the flags and
+the CPU, and loads it with :mod:`ctypes`. Nothing requires it: without a compiler, or with
+``SPATIALGEN_NATIVE=0``, :func:`native_available` is False (:func:`native_unavailable_reason` says why)
+and callers use PyTorch's kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["NativeLinear", "kernel_cache_dir", "native_available", "native_unavailable_reason"]
+
+SOURCE = Path(__file__).with_name("linear.c")
+#: Width of the packed output blocks (``BLOCK`` in ``linear.c``; checked when the library loads).
+BLOCK = 16
+DISABLE_ENV = "SPATIALGEN_NATIVE"
+CACHE_ENV = "SPATIALGEN_KERNEL_CACHE"
+_FLAGS = ("-O3", "-ffp-contract=fast", "-fPIC", "-shared")
+
+
+def kernel_cache_dir() -> Path:
+    """Where compiled kernels are kept (``$SPATIALGEN_KERNEL_CACHE`` overrides)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spatialgen" / "kernels"
+
+
+def _compiler() -> str | None:
+    for name in filter(None, (os.environ.get("CC"), "cc", "gcc", "clang")):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _cpu_identity() -> str:
+    """What ``-march=native`` depends on: the machine and, on Linux, the CPU's feature flags."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return text + line
+    except OSError:
+        pass
+    return text + platform.processor()
+
+
+def _compile(cc: str, out: Path) -> str | None:
+    """Build ``linear.c`` into ``out`` (atomically); returns an error text or None."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        error = ""
+        for arch in (["-march=native"], []):  # some compilers or targets lack -march=native
+            cmd = [cc, *_FLAGS, *arch, "-o", tmp, str(SOURCE)]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.SubprocessError) as exc:
+                return f"{cc} failed: {exc}"
+            if done.returncode == 0:
+                os.replace(tmp, out)
+                return None
+            error = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            error = f"{cc} failed: {error[0]}"
+        return error
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@lru_cache(maxsize=1)
+def _library() -> tuple[ctypes.CDLL | None, str]:
+    """The loaded kernel library, or None and the reason."""
+    if os.environ.get(DISABLE_ENV, "1").strip() in ("0", "false", "no", "off"):
+        return None, f"disabled by {DISABLE_ENV}=0"
+    cc = _compiler()
+    if cc is None:
+        return None, "no C compiler found (set CC, or install gcc or clang)"
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"{cc} --version failed: {exc}"
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), cc.encode(), version.encode(), " ".join(_FLAGS).encode()):
+        key.update(part + b"\0")
+    key.update(_cpu_identity().encode())
+    path = kernel_cache_dir() / f"linear-{key.hexdigest()[:20]}.so"
+    if not path.is_file():
+        try:
+            error = _compile(cc, path)
+        except OSError as exc:  # an unwritable cache folder
+            error = f"cannot write {path.parent}: {exc}"
+        if error:
+            return None, error
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        return None, f"cannot load {path}: {exc}"
+    if lib.sg_block() != BLOCK:
+        return None, f"{path}: block width {lib.sg_block()} != {BLOCK}"
+    fn = lib.sg_linear_f32
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_int64] * 4
+    return lib, ""
+
+
+def native_available() -> bool:
+    """Whether the native kernels compiled and loaded on this machine (compiles them on first call)."""
+    return _library()[0] is not None
+
+
+def native_unavailable_reason() -> str:
+    """Why :func:`native_available` is False ("" when it is True)."""
+    return _library()[1]
+
+
+class NativeLinear:
+    """``y = x W^T + b`` for a few float32 CPU rows, with ``W`` packed once for a sequential read.
+
+    Args:
+        weight: ``[out, in]`` float32 (any device/dtype; copied to packed CPU float32).
+        bias: ``[out]`` or None.
+
+    Raises:
+        RuntimeError: the native kernels are unavailable (see :func:`native_unavailable_reason`).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        lib, reason = _library()
+        if lib is None:
+            raise RuntimeError(f"native kernels unavailable: {reason}")
+        self._fn = lib.sg_linear_f32
+        n_out, k_in = weight.shape
+        blocks = -(-n_out // BLOCK)
+        w = weight.detach().to("cpu", torch.float32)
+        if blocks * BLOCK != n_out:
+            w = torch.cat([w, w.new_zeros(blocks * BLOCK - n_out, k_in)])
+        # [blocks, in, 16]: the 16 outputs of a block side by side for each input feature.
+        self.packed = w.view(blocks, BLOCK, k_in).transpose(1, 2).contiguous()
+        self.bias = None if bias is None else bias.detach().to("cpu", torch.float32).contiguous()
+        self.out_features, self.in_features = n_out, k_in
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [R, in]`` (float32, CPU) -> ``[R, out]``."""
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"NativeLinear: expected a float32 CPU tensor [R, {self.in_features}], "
+                f"got {x.dtype} {x.device.type} {tuple(x.shape)}"
+            )
+        if x.stride(1) != 1:
+            x = x.contiguous()
+        rows = x.shape[0]
+        y = torch.empty(rows, self.out_features, dtype=torch.float32)
+        bias = 0 if self.bias is None else self.bias.data_ptr()
+        self._fn(self.packed.data_ptr(), bias, x.data_ptr(), x.stride(0), y.data_ptr(), self.out_features,
+                 rows, self.out_features, self.in_features)  # fmt: skip
+        return y

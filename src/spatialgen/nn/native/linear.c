@@ -1,0 +1,102 @@
+/*
+ * Few-row linear layers, y = x W^T + b, for decoding on a CPU.
+ *
+ * Decoding one position multiplies 1-8 rows by every weight matrix, so the time is the time to read the
+ * weights. BLAS kernels tuned for large products read a [N, K] matrix row by row, several rows at once,
+ * and reach about two thirds of one core's streaming bandwidth. Here the weights are stored packed as
+ * [ceil(N / 16), K, 16] (16 output features side by side, zero rows past N), so a product is one
+ * sequential pass over memory: for each k, one 16-wide vector of weights is scaled by x[r, k] and added
+ * to 16 accumulators per row. Written with GCC/Clang vector extensions, so the compiler picks the ISA
+ * (AVX-512, AVX2, NEON) of the machine it is built on.
+ *
+ * Each output sums over k in UNROLL interleaved partial sums, added in a fixed order; the order is the same
+ * for every row count, so a row's result depends only on that row, the weights and this binary: never on
+ * the other rows, the row count, thread counts or timing.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 16
+#define UNROLL 2
+typedef float v16 __attribute__((vector_size(BLOCK * sizeof(float))));
+
+static inline v16 load16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store_block(float *y, v16 v, int64_t n) {
+    if (n >= BLOCK) {
+        memcpy(y, &v, sizeof v);
+    } else {
+        float tmp[BLOCK];
+        memcpy(tmp, &v, sizeof v);
+        memcpy(y, tmp, (size_t)n * sizeof(float));
+    }
+}
+
+/* R rows; R * U accumulators stay in registers. */
+#define DEFINE_ROWS(R, U)                                                                              \
+    static void linear_rows_##R(const float *wp, const float *bias, const float *x, int64_t ldx,      \
+                                float *y, int64_t ldy, int64_t n_out, int64_t k_in) {                 \
+        const int64_t blocks = (n_out + BLOCK - 1) / BLOCK;                                            \
+        for (int64_t nb = 0; nb < blocks; nb++) {                                                      \
+            const float *w = wp + nb * k_in * BLOCK;                                                   \
+            v16 acc[U][R];                                                                             \
+            for (int u = 0; u < U; u++)                                                                \
+                for (int r = 0; r < R; r++) acc[u][r] = (v16){0};                                      \
+            int64_t k = 0;                                                                             \
+            for (; k + U <= k_in; k += U) {                                                            \
+                for (int u = 0; u < U; u++) {                                                          \
+                    const v16 wv = load16(w + (k + u) * BLOCK);                                        \
+                    for (int r = 0; r < R; r++) acc[u][r] += wv * x[r * ldx + k + u];                  \
+                }                                                                                      \
+            }                                                                                          \
+            for (; k < k_in; k++) {                                                                    \
+                const v16 wv = load16(w + k * BLOCK);                                                  \
+                for (int r = 0; r < R; r++) acc[0][r] += wv * x[r * ldx + k];                          \
+            }                                                                                          \
+            const int64_t left = n_out - nb * BLOCK;                                                   \
+            v16 b = (v16){0};                                                                          \
+            if (bias) {                                                                                \
+                float tmp[BLOCK] = {0};                                                                \
+                memcpy(tmp, bias + nb * BLOCK, (size_t)(left < BLOCK ? left : BLOCK) * sizeof(float)); \
+                memcpy(&b, tmp, sizeof b);                                                             \
+            }                                                                                          \
+            for (int r = 0; r < R; r++) {                                                              \
+                v16 s = acc[0][r];                                                                     \
+                for (int u = 1; u < U; u++) s += acc[u][r];                                            \
+                store_block(y + r * ldy + nb * BLOCK, s + b, left);                                    \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+DEFINE_ROWS(1, UNROLL)
+DEFINE_ROWS(2, UNROLL)
+DEFINE_ROWS(3, UNROLL)
+DEFINE_ROWS(4, UNROLL)
+DEFINE_ROWS(5, UNROLL)
+DEFINE_ROWS(6, UNROLL)
+DEFINE_ROWS(7, UNROLL)
+DEFINE_ROWS(8, UNROLL)
+
+typedef void (*rows_fn)(const float *, const float *, const float *, int64_t, float *, int64_t, int64_t,
+                        int64_t);
+static const rows_fn ROWS[9] = {0,           linear_rows_1, linear_rows_2, linear_rows_3, linear_rows_4,
+                                linear_rows_5, linear_rows_6, linear_rows_7, linear_rows_8};
+
+/* The block width the packing must use (checked by the Python side). */
+int64_t sg_block(void) { return BLOCK; }
+
+/*
+ * y[r, :] = x[r, :] W^T + bias for r < rows; wp: W packed [ceil(n_out / 16), k_in, 16]; bias may be NULL;
+ * x and y rows are ldx and ldy floats apart. Rows are taken 8 at a time (the weights are read once per 8).
+ */
+void sg_linear_f32(const float *wp, const float *bias, const float *x, int64_t ldx, float *y, int64_t ldy,
+                   int64_t rows, int64_t n_out, int64_t k_in) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        const int64_t r = rows - r0 < 8 ? rows - r0 : 8;
+        ROWS[r](wp, bias, x + r0 * ldx, ldx, y + r0 * ldy, ldy, n_out, k_in);
+    }
+}
