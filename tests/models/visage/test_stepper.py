@@ -134,10 +134,20 @@ def test_kernel_choice_and_its_errors(tiny_model):
     assert choose_kernel("auto", torch.device("cuda"), f32, 1, False) == "torch"
     assert choose_kernel("auto", cpu, f32, 1, True) == "torch"  # compile brings its own kernels
     assert choose_kernel("auto", cpu, torch.float16, 1, False) == "torch"
-    if native_available():
-        assert choose_kernel("auto", cpu, f32, 2, False) == "native"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        if native_available():
+            assert choose_kernel("auto", cpu, f32, 8, False) == "native"
+        if onednn_available():
+            assert choose_kernel("auto", cpu, f32, 9, False) == "onednn"
+            torch.set_num_threads(2)  # the native kernel is single-threaded: oneDNN from 3 rows on
+            assert choose_kernel("auto", cpu, f32, 3, False) == "onednn"
+            if native_available():
+                assert choose_kernel("auto", cpu, f32, 2, False) == "native"
+    finally:
+        torch.set_num_threads(threads)
     if onednn_available():
-        assert choose_kernel("auto", cpu, f32, 8, False) == "onednn"
         assert choose_kernel("auto", cpu, torch.bfloat16, 1, False) == "onednn"
     with pytest.raises(ValueError, match="kernel must be one of"):
         choose_kernel("blas", cpu, f32, 1, False)

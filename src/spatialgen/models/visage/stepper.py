@@ -17,15 +17,19 @@ steps prepared once:
 
   - ``native``: :class:`~spatialgen.nn.native.NativeLinear`, a C kernel compiled on first use that reads
     weights packed for one sequential pass (float32, CPU). A step is a read of all decoder weights, and
-    for 1-3 rows this reads them at about 29 / 26 / 23 GB/s on one core of the development machine, where
-    oneDNN reaches 20 / 13 / 20 (``bench/bench_native.py``);
+    for 1 / 2 / 4 / 8 rows this reads them at about 32 / 30 / 28 / 19 GB/s on one core of the development
+    machine, where oneDNN reaches 22 / 13 / 20 / 14 (``bench/bench_native.py``). The packed weights sit on
+    2 MiB pages where the OS has them (fewer TLB misses: about +15 %). The dynamic step also attends
+    through :func:`~spatialgen.nn.native.attend_one` (one ordered pass over the cache; about half the
+    time of PyTorch's SDPA kernel for 8 rows);
   - ``onednn``: ``torch.ops.mkldnn._linear_pointwise`` on weights reordered by ``_reorder_linear_weight``
-    (the kernels PyTorch's inductor emits for frozen CPU graphs), better from 4 rows on, and for bf16;
+    (the kernels PyTorch's inductor emits for frozen CPU graphs): many rows, several threads, bf16;
   - ``torch``: ``F.linear`` (GPUs, and float16/float64).
 
-  ``auto`` picks native for float32 CPU steps of up to 3 rows (batch 1, with or without joint
-  guidance), else oneDNN on CPU, else torch. The kernels order their sums differently, so float32 results
-  differ in the last bits; greedy tokens agree except at numerical ties
+  ``auto`` picks native for float32 CPU steps of up to 8 rows on one thread (up to 2 when PyTorch runs
+  several threads, since the native kernel uses one), else oneDNN on CPU, else torch. The kernels order
+  their sums differently, so float32 results differ in the last bits; greedy tokens agree except at
+  numerical ties
   (``tests/models/visage/test_stepper.py``; ``bench/visage_official.py`` compares them with the official
   code's).
 - ``dtype=torch.bfloat16`` (or ``float16``) stores weights, caches and activations in that type (half
@@ -43,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.models.visage.decoder import POSITION_OFFSET
-from spatialgen.nn.native import NativeLinear, native_available
+from spatialgen.nn.native import NativeLinear, attend_one, native_available
 
 __all__ = [
     "KERNELS",
@@ -57,8 +61,12 @@ __all__ = [
 
 #: Product kernels of the fast step (see the module doc).
 KERNELS = ("auto", "native", "onednn", "torch")
-#: ``auto`` uses the native kernel up to this many rows (oneDNN is as fast from 4 rows on).
-NATIVE_MAX_ROWS = 3
+#: ``auto`` takes the native kernel for up to this many rows on one thread, and up to
+#: :data:`NATIVE_MAX_ROWS_THREADED` rows when PyTorch runs several (the native kernel is single-threaded).
+#: Measured on 64 packed 4096 x 1024 matrices, GB/s of weights read (``bench/bench_native.py``):
+#: 1 thread, rows 1/2/4/8: native 32/30/28/19, oneDNN 22/13/20/14; oneDNN on 2 threads: 27/23/29/25.
+NATIVE_MAX_ROWS = 8
+NATIVE_MAX_ROWS_THREADED = 2
 
 
 def onednn_available() -> bool:
@@ -85,7 +93,8 @@ def choose_kernel(kernel: str, device: torch.device, dtype: torch.dtype, rows: i
     if kernel == "auto":
         if compile or not cpu:
             return "torch"
-        if dtype == torch.float32 and rows <= NATIVE_MAX_ROWS and native_available():
+        most = NATIVE_MAX_ROWS if torch.get_num_threads() == 1 else NATIVE_MAX_ROWS_THREADED
+        if dtype == torch.float32 and rows <= most and native_available():
             return "native"
         return "onednn" if onednn_available() and dtype in (torch.float32, torch.bfloat16) else "torch"
     if kernel == "native" and not (cpu and dtype == torch.float32):
@@ -327,7 +336,15 @@ class DecodeStepper:
         keys, values = self.keys[i], self.values[i]
         keys[:, :, p].copy_(k)
         values[:, :, p].copy_(v)
+        if self.kernel == "native":  # one ordered pass over the cache (see attend_one)
+            return attend_one(q[:, :, 0], keys, values, p + 1).unsqueeze(2)
         return F.scaled_dot_product_attention(q, keys[:, :, : p + 1], values[:, :, : p + 1])
+
+    def _attend_cross(self, i: int, q: Tensor) -> Tensor:
+        ck, cv = self.cross_kv[i]
+        if self.kernel == "native" and not self.static:
+            return attend_one(q[:, :, 0], ck, cv, ck.shape[2]).unsqueeze(2)
+        return F.scaled_dot_product_attention(q, ck, cv)
 
     def _forward(self, x: Tensor, p: int) -> Tensor:
         return self._layers(x, self.positions[p], lambda i, q, k, v: self._attend_self(i, q, k, v, p))
@@ -353,9 +370,7 @@ class DecodeStepper:
             a = attend(i, q.unsqueeze(2), k, v)  # [R, H, 1, Dh]
             w, b, eps = layer.self_norm
             h = F.layer_norm(h + layer.self_out(a.reshape(R, d)), (d,), w, b, eps)
-            q = layer.cross_q(h).view(R, H, 1, Dh)
-            ck, cv = self.cross_kv[i]
-            a = F.scaled_dot_product_attention(q, ck, cv)
+            a = self._attend_cross(i, layer.cross_q(h).view(R, H, 1, Dh))
             w, b, eps = layer.cross_norm
             h = F.layer_norm(h + layer.cross_out(a.reshape(R, d)), (d,), w, b, eps)
             w, b, eps = layer.ffn_norm

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import platform
 import shutil
@@ -28,7 +29,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["NativeLinear", "kernel_cache_dir", "native_available", "native_unavailable_reason"]
+__all__ = [
+    "NativeLinear",
+    "attend_one",
+    "kernel_cache_dir",
+    "native_available",
+    "native_unavailable_reason",
+    "weights_buffer",
+]
 
 SOURCE = Path(__file__).with_name("linear.c")
 #: Width of the packed output blocks (``BLOCK`` in ``linear.c``; checked when the library loads).
@@ -36,6 +44,32 @@ BLOCK = 16
 DISABLE_ENV = "SPATIALGEN_NATIVE"
 CACHE_ENV = "SPATIALGEN_KERNEL_CACHE"
 _FLAGS = ("-O3", "-ffp-contract=fast", "-fPIC", "-shared")
+
+
+_HUGE_PAGE = 2 << 20
+
+
+def weights_buffer(numel: int) -> Tensor:
+    """Uninitialised float32 storage for packed weights, on transparent huge pages where the OS has them.
+
+    A step streams every weight once; through 4 KiB pages that is a TLB miss every 4 KiB, and 2 MiB pages
+    read about a fifth faster on the development machine (``bench/bench_native.py``). The storage is an
+    anonymous mapping advised ``MADV_HUGEPAGE`` before it is written, aligned to 2 MiB inside a mapping
+    2 MiB larger (untouched pages cost address space only). Elsewhere it is a plain ``torch.empty``.
+    """
+    nbytes = numel * 4
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is None or nbytes < _HUGE_PAGE:
+        return torch.empty(numel)
+    try:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS  # private: shared anonymous memory gets no THP
+        mapping = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=flags)
+        mapping.madvise(advice)
+    except (OSError, ValueError):
+        return torch.empty(numel)
+    raw = torch.frombuffer(mapping, dtype=torch.uint8)  # keeps the mapping alive
+    start = -raw.data_ptr() % _HUGE_PAGE
+    return raw[start : start + nbytes].view(torch.float32)
 
 
 def kernel_cache_dir() -> Path:
@@ -73,7 +107,7 @@ def _compile(cc: str, out: Path) -> str | None:
     try:
         error = ""
         for arch in (["-march=native"], []):  # some compilers or targets lack -march=native
-            cmd = [cc, *_FLAGS, *arch, "-o", tmp, str(SOURCE)]
+            cmd = [cc, *_FLAGS, *arch, "-o", tmp, str(SOURCE), "-lm"]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             except (OSError, subprocess.SubprocessError) as exc:
@@ -117,11 +151,17 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
         return None, f"cannot load {path}: {exc}"
+    lib.sg_block.restype = ctypes.c_int64
     if lib.sg_block() != BLOCK:
         return None, f"{path}: block width {lib.sg_block()} != {BLOCK}"
     fn = lib.sg_linear_f32
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_int64] * 4
+    fn = lib.sg_attend_one_f32
+    fn.restype = None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    fn.argtypes = [ptr, i64, i64, ptr, ptr, i64, i64, i64, i64, ctypes.c_float, ptr, ptr]
+    lib.sg_max_dim.restype = i64
     return lib, ""
 
 
@@ -157,7 +197,8 @@ class NativeLinear:
         if blocks * BLOCK != n_out:
             w = torch.cat([w, w.new_zeros(blocks * BLOCK - n_out, k_in)])
         # [blocks, in, 16]: the 16 outputs of a block side by side for each input feature.
-        self.packed = w.view(blocks, BLOCK, k_in).transpose(1, 2).contiguous()
+        self.packed = weights_buffer(w.numel()).view(blocks, k_in, BLOCK)
+        self.packed.copy_(w.view(blocks, BLOCK, k_in).transpose(1, 2))
         self.bias = None if bias is None else bias.detach().to("cpu", torch.float32).contiguous()
         self.out_features, self.in_features = n_out, k_in
 
@@ -176,3 +217,49 @@ class NativeLinear:
         self._fn(self.packed.data_ptr(), bias, x.data_ptr(), x.stride(0), y.data_ptr(), self.out_features,
                  rows, self.out_features, self.in_features)  # fmt: skip
         return y
+
+
+def attend_one(q: Tensor, keys: Tensor, values: Tensor, length: int) -> Tensor:
+    """Single-query attention of every (row, head) over the first ``length`` cached positions.
+
+    ``out[r, h] = softmax(q[r, h] K[r, h, :length]^T / sqrt(dim)) V[r, h, :length]``: what
+    ``F.scaled_dot_product_attention`` computes for one query, reading each cached key and value once in
+    order (PyTorch's CPU kernel takes about twice as long at 8 rows and long caches: ``bench/bench_native.py``).
+
+    Args:
+        q: ``[R, H, dim]`` float32 CPU; heads ``dim`` floats apart, rows any distance apart (so the query
+            third of a fused q/k/v product can be passed as a view).
+        keys, values: contiguous ``[R, H, capacity, dim]`` caches with ``length <= capacity``.
+
+    Returns:
+        ``[R, H, dim]`` float32.
+    """
+    lib, reason = _library()
+    if lib is None:
+        raise RuntimeError(f"native kernels unavailable: {reason}")
+    R, H, dim = q.shape
+    capacity = keys.shape[2]
+    ok = (
+        q.dtype == keys.dtype == values.dtype == torch.float32
+        and q.device.type == keys.device.type == values.device.type == "cpu"
+        and q.stride(2) == 1
+        and q.stride(1) == dim
+        and keys.shape == values.shape == (R, H, capacity, dim)
+        and keys.is_contiguous()
+        and values.is_contiguous()
+        and dim % BLOCK == 0
+        and dim <= lib.sg_max_dim()
+        and 0 < length <= capacity
+    )
+    if not ok:
+        raise ValueError(
+            f"attend_one: expected float32 CPU q [R, H, dim] (heads dim apart) and contiguous caches "
+            f"[R, H, capacity, dim] with dim a multiple of {BLOCK} up to {lib.sg_max_dim()} and "
+            f"0 < length <= capacity; got q {tuple(q.shape)} {q.dtype}, keys {tuple(keys.shape)}, "
+            f"values {tuple(values.shape)}, length {length}"
+        )
+    out = torch.empty(R, H, dim, dtype=torch.float32)
+    scratch = torch.empty(length, dtype=torch.float32)
+    lib.sg_attend_one_f32(q.data_ptr(), H, q.stride(0), keys.data_ptr(), values.data_ptr(), capacity, length,
+                          R * H, dim, dim**-0.5, scratch.data_ptr(), out.data_ptr())  # fmt: skip
+    return out
