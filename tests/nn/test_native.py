@@ -86,3 +86,50 @@ def test_compiled_once_then_loaded_from_the_cache(fresh_library):
     native._library.cache_clear()
     assert native_available()
     assert [p.stat().st_mtime_ns for p in fresh_library.glob("linear-*.so")] == [stamp]
+
+
+def reference_attention(q, keys, values, length):
+    """softmax(q K^T / sqrt(dim)) V in float64, written from the definition."""
+    q, k, v = q.double(), keys[:, :, :length].double(), values[:, :, :length].double()
+    scores = torch.einsum("rhd,rhpd->rhp", q, k) / q.shape[-1] ** 0.5
+    weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    weights = weights / weights.sum(-1, keepdim=True)
+    return torch.einsum("rhp,rhpd->rhd", weights, v)
+
+
+@needs_native
+@pytest.mark.parametrize("rows, heads, dim", [(1, 1, 16), (2, 4, 64), (3, 16, 64), (2, 2, 256)])
+def test_attend_one_equals_the_attention_formula(rows, heads, dim):
+    from spatialgen.nn.native import attend_one
+
+    g = torch.Generator().manual_seed(rows * 7 + heads)
+    capacity = 37
+    keys = torch.randn(rows, heads, capacity, dim, generator=g)
+    values = torch.randn(rows, heads, capacity, dim, generator=g)
+    qkv = torch.randn(rows, 3, heads, dim, generator=g) * 3  # peaked softmax too
+    q = qkv.unbind(1)[0]  # heads dim apart, rows 3 * heads * dim apart: the fused product's view
+    for length in (1, 2, 17, capacity):
+        out = attend_one(q, keys, values, length)
+        torch.testing.assert_close(out.double(), reference_attention(q, keys, values, length), rtol=0, atol=2e-6)
+    # only the first `length` positions are read: garbage after them changes nothing
+    spoiled = keys.clone()
+    spoiled[:, :, 17:] = float("nan")
+    assert torch.equal(attend_one(q, spoiled, values, 17), attend_one(q, keys, values, 17))
+
+
+@needs_native
+def test_attend_one_rejects_what_it_cannot_read():
+    from spatialgen.nn.native import attend_one
+
+    keys = torch.randn(2, 4, 10, 64)
+    q = torch.randn(2, 4, 64)
+    for bad_q, bad_k, length in (
+        (q, keys, 0),
+        (q, keys, 11),
+        (q.double(), keys, 3),
+        (torch.randn(2, 64, 4).transpose(1, 2), keys, 3),  # heads not dim apart
+        (q, keys.transpose(2, 3).contiguous().transpose(2, 3), 3),  # not contiguous
+        (torch.randn(2, 4, 24), torch.randn(2, 4, 10, 24), 3),  # dim not a multiple of 16
+    ):
+        with pytest.raises(ValueError, match="attend_one: expected"):
+            attend_one(bad_q, bad_k, bad_k if bad_k.is_contiguous() else keys, length)

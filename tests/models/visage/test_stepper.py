@@ -177,3 +177,16 @@ def test_float64_model_uses_the_fast_engine_exactly(tiny_model):
     kw = dict(guidance="joint", do_sample=False)
     plain = generate(model, visual, energy, direction, engine="plain", **kw)
     assert torch.equal(generate(model, visual, energy, direction, **kw), plain)
+
+
+@pytest.mark.skipif(not native_available(), reason="no native kernels")
+def test_native_kernel_with_heads_the_attention_pass_cannot_take():
+    """Head size 8 (not a multiple of 16): native products, PyTorch attention, the plain path's tokens."""
+    from spatialgen.models.visage import ViSAGe, get_config
+
+    torch.manual_seed(0)
+    model = ViSAGe(get_config("visage_tiny", dropout=0.0, decoder_heads=4, encoder_heads=4)).eval()
+    visual, energy, direction, _ = make_inputs(model.config, 1, seed=3)
+    kw = dict(guidance="joint", do_sample=False)
+    plain = generate(model, visual, energy, direction, engine="plain", **kw)
+    assert torch.equal(generate(model, visual, energy, direction, kernel="native", **kw), plain)

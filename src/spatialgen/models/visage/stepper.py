@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.models.visage.decoder import POSITION_OFFSET
-from spatialgen.nn.native import NativeLinear, attend_one, native_available
+from spatialgen.nn.native import NativeLinear, attend_one, attention_supported, native_available
 
 __all__ = [
     "KERNELS",
@@ -276,6 +276,8 @@ class DecodeStepper:
         H = cfg.decoder_heads
         self.rows, self.dim, self.heads, self.head_dim = R, d, H, d // H
         self.capacity, self.static, self.dtype, self.kernel = capacity, static, dtype, kernel
+        # The native attention pass (dynamic step only): the static step keeps shape-stable torch ops.
+        self.native_attention = kernel == "native" and not static and attention_supported(self.head_dim)
         head_keys = tuple(dict.fromkeys(tuple(int(s) for s in streams.tolist()) for streams in head_sets))
         w = packed_weights(model, R, head_keys, dtype, kernel)
         self.layers, self.embed_norm, self.bos, self.table = w.layers, w.embed_norm, w.bos, w.table
@@ -336,13 +338,13 @@ class DecodeStepper:
         keys, values = self.keys[i], self.values[i]
         keys[:, :, p].copy_(k)
         values[:, :, p].copy_(v)
-        if self.kernel == "native":  # one ordered pass over the cache (see attend_one)
+        if self.native_attention:  # one ordered pass over the cache (see attend_one)
             return attend_one(q[:, :, 0], keys, values, p + 1).unsqueeze(2)
         return F.scaled_dot_product_attention(q, keys[:, :, : p + 1], values[:, :, : p + 1])
 
     def _attend_cross(self, i: int, q: Tensor) -> Tensor:
         ck, cv = self.cross_kv[i]
-        if self.kernel == "native" and not self.static:
+        if self.native_attention:
             return attend_one(q[:, :, 0], ck, cv, ck.shape[2]).unsqueeze(2)
         return F.scaled_dot_product_attention(q, ck, cv)
 

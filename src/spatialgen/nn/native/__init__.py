@@ -32,6 +32,7 @@ from torch import Tensor
 __all__ = [
     "NativeLinear",
     "attend_one",
+    "attention_supported",
     "kernel_cache_dir",
     "native_available",
     "native_unavailable_reason",
@@ -41,6 +42,8 @@ __all__ = [
 SOURCE = Path(__file__).with_name("linear.c")
 #: Width of the packed output blocks (``BLOCK`` in ``linear.c``; checked when the library loads).
 BLOCK = 16
+#: The largest head size :func:`attend_one` takes (``MAX_DIM`` in ``linear.c``).
+MAX_ATTENTION_DIM = 256
 DISABLE_ENV = "SPATIALGEN_NATIVE"
 CACHE_ENV = "SPATIALGEN_KERNEL_CACHE"
 _FLAGS = ("-O3", "-ffp-contract=fast", "-fPIC", "-shared")
@@ -152,8 +155,9 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     except OSError as exc:
         return None, f"cannot load {path}: {exc}"
     lib.sg_block.restype = ctypes.c_int64
-    if lib.sg_block() != BLOCK:
-        return None, f"{path}: block width {lib.sg_block()} != {BLOCK}"
+    lib.sg_max_dim.restype = ctypes.c_int64
+    if (lib.sg_block(), lib.sg_max_dim()) != (BLOCK, MAX_ATTENTION_DIM):
+        return None, f"{path}: built for other block / head sizes than this module"
     fn = lib.sg_linear_f32
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_int64] * 4
@@ -161,7 +165,6 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     fn.restype = None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     fn.argtypes = [ptr, i64, i64, ptr, ptr, i64, i64, i64, i64, ctypes.c_float, ptr, ptr]
-    lib.sg_max_dim.restype = i64
     return lib, ""
 
 
@@ -219,6 +222,11 @@ class NativeLinear:
         return y
 
 
+def attention_supported(dim: int) -> bool:
+    """Whether :func:`attend_one` takes heads of ``dim`` features (a multiple of 16, at most 256)."""
+    return dim % BLOCK == 0 and 0 < dim <= MAX_ATTENTION_DIM
+
+
 def attend_one(q: Tensor, keys: Tensor, values: Tensor, length: int) -> Tensor:
     """Single-query attention of every (row, head) over the first ``length`` cached positions.
 
@@ -247,14 +255,13 @@ def attend_one(q: Tensor, keys: Tensor, values: Tensor, length: int) -> Tensor:
         and keys.shape == values.shape == (R, H, capacity, dim)
         and keys.is_contiguous()
         and values.is_contiguous()
-        and dim % BLOCK == 0
-        and dim <= lib.sg_max_dim()
+        and attention_supported(dim)
         and 0 < length <= capacity
     )
     if not ok:
         raise ValueError(
             f"attend_one: expected float32 CPU q [R, H, dim] (heads dim apart) and contiguous caches "
-            f"[R, H, capacity, dim] with dim a multiple of {BLOCK} up to {lib.sg_max_dim()} and "
+            f"[R, H, capacity, dim] with dim a multiple of {BLOCK} up to {MAX_ATTENTION_DIM} and "
             f"0 < length <= capacity; got q {tuple(q.shape)} {q.dtype}, keys {tuple(keys.shape)}, "
             f"values {tuple(values.shape)}, length {length}"
         )
