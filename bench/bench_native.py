@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import write_results
 
-from spatialgen.nn import native  # noqa: E402
-from spatialgen.nn.native import NativeLinear, native_available, native_unavailable_reason  # noqa: E402
-from spatialgen.models.visage.stepper import onednn_available  # noqa: E402
+from spatialgen.models.visage.stepper import onednn_available
+from spatialgen.nn import native
+from spatialgen.nn.native import NativeLinear, native_available, native_unavailable_reason
 
 MATRICES, N_OUT, K_IN = 32, 4096, 1024
 
@@ -34,6 +34,21 @@ def _seconds(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _variants(x, rows, weights, huge, small_pages) -> dict:
+    """name -> one pass of ``x`` through every matrix with that kernel."""
+    variants = {
+        "native": lambda: [layer(x) for layer in huge],
+        "native_4k_pages": lambda: [layer(x) for layer in small_pages],
+        "torch_linear": lambda: [F.linear(x, w) for w in weights],
+    }
+    if onednn_available():
+        packed = [torch.ops.mkldnn._reorder_linear_weight(w, rows) for w in weights]
+        variants["onednn"] = lambda: [
+            torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "") for p in packed
+        ]
+    return variants
 
 
 def main() -> None:
@@ -60,17 +75,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         stream = statistics.median(_seconds(big.sum) for _ in range(5))
         for rows in [int(r) for r in args.rows.split(",")]:
-            x = torch.randn(rows, K_IN)
-            variants = {
-                "native": lambda: [layer(x) for layer in huge],
-                "native_4k_pages": lambda: [layer(x) for layer in small_pages],
-                "torch_linear": lambda: [F.linear(x, w) for w in weights],
-            }
-            if onednn_available():
-                packed = [torch.ops.mkldnn._reorder_linear_weight(w, rows) for w in weights]
-                variants["onednn"] = lambda: [
-                    torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], "") for p in packed
-                ]
+            variants = _variants(torch.randn(rows, K_IN), rows, weights, huge, small_pages)
             times: dict[str, list[float]] = {name: [] for name in variants}
             for fn in variants.values():
                 fn()  # warm-up

@@ -6,7 +6,9 @@ import torch
 from spatialgen.nn import native
 from spatialgen.nn.native import NativeLinear, native_available, native_unavailable_reason
 
-needs_native = pytest.mark.skipif(not native_available(), reason=f"no native kernels: {native_unavailable_reason()}")
+needs_native = pytest.mark.skipif(
+    not native_available(), reason=f"no native kernels: {native_unavailable_reason()}"
+)
 
 
 @needs_native
@@ -110,7 +112,9 @@ def test_attend_one_equals_the_attention_formula(rows, heads, dim):
     q = qkv.unbind(1)[0]  # heads dim apart, rows 3 * heads * dim apart: the fused product's view
     for length in (1, 2, 17, capacity):
         out = attend_one(q, keys, values, length)
-        torch.testing.assert_close(out.double(), reference_attention(q, keys, values, length), rtol=0, atol=2e-6)
+        torch.testing.assert_close(
+            out.double(), reference_attention(q, keys, values, length), rtol=0, atol=2e-6
+        )
     # only the first `length` positions are read: garbage after them changes nothing
     spoiled = keys.clone()
     spoiled[:, :, 17:] = float("nan")

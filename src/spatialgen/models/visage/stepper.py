@@ -100,7 +100,9 @@ def choose_kernel(kernel: str, device: torch.device, dtype: torch.dtype, rows: i
     if kernel == "native" and not (cpu and dtype == torch.float32):
         raise ValueError(f"kernel='native' runs float32 on CPU, not {dtype} on {device.type}")
     if kernel == "onednn" and not (cpu and onednn_available() and dtype in (torch.float32, torch.bfloat16)):
-        raise ValueError(f"kernel='onednn' runs float32/bfloat16 on a CPU build with oneDNN, not {dtype} here")
+        raise ValueError(
+            f"kernel='onednn' runs float32/bfloat16 on a CPU build with oneDNN, not {dtype} here"
+        )
     if kernel == "native" and not native_available():
         from spatialgen.nn.native import native_unavailable_reason
 

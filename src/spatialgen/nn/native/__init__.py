@@ -207,7 +207,12 @@ class NativeLinear:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [R, in]`` (float32, CPU) -> ``[R, out]``."""
-        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or x.shape[1] != self.in_features:
+        if (
+            x.dtype != torch.float32
+            or x.device.type != "cpu"
+            or x.dim() != 2
+            or x.shape[1] != self.in_features
+        ):
             raise ValueError(
                 f"NativeLinear: expected a float32 CPU tensor [R, {self.in_features}], "
                 f"got {x.dtype} {x.device.type} {tuple(x.shape)}"
