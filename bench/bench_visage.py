@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--official-frames", default="d256:8,full:2", help="CLIP frames per size (4 fps)")
     parser.add_argument("--official-batches", default="d256:1+4,full:1", help="generation batches per size")
     parser.add_argument("--official-modes", default="none,joint", help="guidance modes (none / joint)")
+    parser.add_argument(
+        "--official-variants", default="", help="comma list of our engines (default: all for the size)"
+    )
     parser.add_argument("--skip-floor", action="store_true", help="no floor rows (re-measuring comparisons)")
     parser.add_argument("--work-dir", default="/tmp/visage_bench", help="where the official dumps go")
     args, _ = parser.parse_known_args()  # run_all.py forwards its own flags to every benchmark
@@ -177,7 +180,7 @@ NOTE = (
 )
 
 
-IDENTITY = ("task", "config", "size", "device", "batch", "guidance", "engine", "bf16_autocast")
+IDENTITY = ("task", "config", "size", "clip_frames", "device", "batch", "guidance", "engine", "bf16_autocast")
 
 
 def merge_results(rows: list[dict], note: str = NOTE) -> None:

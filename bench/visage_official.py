@@ -256,10 +256,10 @@ def official_rows(args, size: str) -> list[dict[str, Any]]:
     worker = OfficialWorker(args, dump)
     # Keep every variant's packed weights (the default keeps 2 per model): re-packing 0.8 GB inside a
     # timed call would be measured as decoding time.
-    stepper_module.MAX_PACKED = max(stepper_module.MAX_PACKED, 2 * len(DEFAULT_VARIANTS[size]))
+    variants = args.official_variants.split(",") if args.official_variants else DEFAULT_VARIANTS[size]
+    stepper_module.MAX_PACKED = max(stepper_module.MAX_PACKED, 2 * len(variants))
     num_frames = int(frames / 4 * 86)  # the official target length
     steps = model.pattern.sequence_length(num_frames)
-    variants = DEFAULT_VARIANTS[size]
     try:
         for b in batches:
             cond = official_conditions(inp, b)

@@ -29,12 +29,11 @@ steps prepared once:
   ``auto`` picks native for float32 CPU steps of up to 8 rows on one thread (up to 2 when PyTorch runs
   several threads, since the native kernel uses one), else oneDNN on CPU, else torch. The kernels order
   their sums differently, so float32 results differ in the last bits; greedy tokens agree except at
-  numerical ties
-  (``tests/models/visage/test_stepper.py``; ``bench/visage_official.py`` compares them with the official
-  code's).
+  numerical ties (``tests/models/visage/test_stepper.py``; ``bench/visage_official.py`` compares them with
+  the official code's).
 - ``dtype=torch.bfloat16`` (or ``float16``) stores weights, caches and activations in that type (half
   the bytes per step; logits and guidance stay float32). Tokens then differ from float32 decoding.
-- ``compile=True`` runs the static step through ``torch.compile`` (its own kernels instead of oneDNN).
+- ``compile=True`` runs the static step through ``torch.compile`` (its own kernels, not the ones above).
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ __all__ = [
 KERNELS = ("auto", "native", "onednn", "torch")
 #: ``auto`` takes the native kernel for up to this many rows on one thread, and up to
 #: :data:`NATIVE_MAX_ROWS_THREADED` rows when PyTorch runs several (the native kernel is single-threaded).
-#: Measured on 64 packed 4096 x 1024 matrices, GB/s of weights read (``bench/bench_native.py``):
+#: Measured on 32 packed 4096 x 1024 matrices, GB/s of weights read (``bench/bench_native.py``):
 #: 1 thread, rows 1/2/4/8: native 32/30/28/19, oneDNN 22/13/20/14; oneDNN on 2 threads: 27/23/29/25.
 NATIVE_MAX_ROWS = 8
 NATIVE_MAX_ROWS_THREADED = 2
