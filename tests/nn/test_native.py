@@ -57,6 +57,7 @@ def test_strided_rows_and_bad_inputs():
 def fresh_library(monkeypatch, tmp_path):
     """A clean load of the kernel library (own cache folder), restored afterwards."""
     monkeypatch.setenv(native.CACHE_ENV, str(tmp_path / "kernels"))
+    monkeypatch.delenv(native.DISABLE_ENV, raising=False)
     native._library.cache_clear()
     yield tmp_path / "kernels"
     native._library.cache_clear()
