@@ -46,7 +46,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spatialgen.models.visage.decoder import POSITION_OFFSET
-from spatialgen.nn.native import NativeLinear, attend_one, attention_supported, native_available
+from spatialgen.nn.native import (
+    NativeLinear,
+    attend_one,
+    attention_supported,
+    native_available,
+    native_unavailable_reason,
+)
 
 __all__ = [
     "KERNELS",
@@ -103,8 +109,6 @@ def choose_kernel(kernel: str, device: torch.device, dtype: torch.dtype, rows: i
             f"kernel='onednn' runs float32/bfloat16 on a CPU build with oneDNN, not {dtype} here"
         )
     if kernel == "native" and not native_available():
-        from spatialgen.nn.native import native_unavailable_reason
-
         raise ValueError(f"kernel='native' is unavailable: {native_unavailable_reason()}; use kernel='auto'")
     return kernel
 
@@ -126,9 +130,12 @@ class PackedLinear:
         self.bias = None if bias is None else bias.detach().to(dtype).contiguous()
         self.kernel = kernel
         self.native = NativeLinear(w, self.bias) if kernel == "native" else None
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(w, rows) if kernel == "onednn" else w
-        if kernel == "native":
+        if self.native is not None:
             self.weight = self.native.packed  # the packed copy is all the step reads
+        elif kernel == "onednn":
+            self.weight = torch.ops.mkldnn._reorder_linear_weight(w, rows)
+        else:
+            self.weight = w
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.native is not None:

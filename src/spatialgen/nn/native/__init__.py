@@ -1,9 +1,9 @@
 """Native CPU kernels for decoding, compiled from C on first use.
 
-``linear.c`` holds a few-row linear layer over weights packed for one sequential read (see its header):
-decoding multiplies one or two rows by every weight matrix, so its time is the time to read the weights,
-and PyTorch's CPU kernels (MKL, oneDNN) read them at about two thirds of one core's streaming bandwidth
-for such products (``bench/bench_native.py`` measures both).
+``linear.c`` holds a few-row linear layer over weights packed for one sequential read (see its header),
+and single-query attention over a key/value cache. Decoding multiplies a few rows by every weight matrix,
+so its time is the time to read the weights, and PyTorch's CPU kernels (MKL, oneDNN) read them at about
+two thirds of one core's streaming bandwidth for such products (``bench/bench_native.py`` measures both).
 
 The C source ships with the package. The first use compiles it with the system C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``) for this machine (``-O3 -march=native``) into ``$SPATIALGEN_KERNEL_CACHE``
@@ -15,6 +15,7 @@ and callers use PyTorch's kernels.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import mmap
@@ -92,13 +93,10 @@ def _compiler() -> str | None:
 def _cpu_identity() -> str:
     """What ``-march=native`` depends on: the machine and, on Linux, the CPU's feature flags."""
     text = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return text + line
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:  # Linux; elsewhere the processor name
+        for line in f:
+            if line.startswith(("flags", "Features")):
+                return text + line
     return text + platform.processor()
 
 
@@ -108,7 +106,7 @@ def _compile(cc: str, out: Path) -> str | None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        error = ""
+        last = ""
         for arch in (["-march=native"], []):  # some compilers or targets lack -march=native
             cmd = [cc, *_FLAGS, *arch, "-o", tmp, str(SOURCE), "-lm"]
             try:
@@ -118,9 +116,9 @@ def _compile(cc: str, out: Path) -> str | None:
             if done.returncode == 0:
                 os.replace(tmp, out)
                 return None
-            error = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-            error = f"{cc} failed: {error[0]}"
-        return error
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            last = lines[-1] if lines else f"exit {done.returncode}"
+        return f"{cc} failed: {last}"
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -41,19 +41,19 @@ static inline void store_block(float *y, v16 v, int64_t n) {
     }
 }
 
-/* R rows; R * U accumulators stay in registers. */
-#define DEFINE_ROWS(R, U)                                                                              \
-    static void linear_rows_##R(const float *wp, const float *bias, const float *x, int64_t ldx,      \
-                                float *y, int64_t ldy, int64_t n_out, int64_t k_in) {                 \
+/* R rows; R * UNROLL accumulators stay in registers. */
+#define DEFINE_ROWS(R)                                                                                 \
+    static void linear_rows_##R(const float *wp, const float *bias, const float *x, int64_t ldx,       \
+                                float *y, int64_t ldy, int64_t n_out, int64_t k_in) {                  \
         const int64_t blocks = (n_out + BLOCK - 1) / BLOCK;                                            \
         for (int64_t nb = 0; nb < blocks; nb++) {                                                      \
             const float *w = wp + nb * k_in * BLOCK;                                                   \
-            v16 acc[U][R];                                                                             \
-            for (int u = 0; u < U; u++)                                                                \
+            v16 acc[UNROLL][R];                                                                        \
+            for (int u = 0; u < UNROLL; u++)                                                           \
                 for (int r = 0; r < R; r++) acc[u][r] = (v16){0};                                      \
             int64_t k = 0;                                                                             \
-            for (; k + U <= k_in; k += U) {                                                            \
-                for (int u = 0; u < U; u++) {                                                          \
+            for (; k + UNROLL <= k_in; k += UNROLL) {                                                  \
+                for (int u = 0; u < UNROLL; u++) {                                                     \
                     if (R >= 2) __builtin_prefetch(w + (k + u + AHEAD) * BLOCK);                       \
                     const v16 wv = load16(w + (k + u) * BLOCK);                                        \
                     for (int r = 0; r < R; r++) acc[u][r] += wv * x[r * ldx + k + u];                  \
@@ -72,20 +72,20 @@ static inline void store_block(float *y, v16 v, int64_t n) {
             }                                                                                          \
             for (int r = 0; r < R; r++) {                                                              \
                 v16 s = acc[0][r];                                                                     \
-                for (int u = 1; u < U; u++) s += acc[u][r];                                            \
+                for (int u = 1; u < UNROLL; u++) s += acc[u][r];                                       \
                 store_block(y + r * ldy + nb * BLOCK, s + b, left);                                    \
             }                                                                                          \
         }                                                                                              \
     }
 
-DEFINE_ROWS(1, UNROLL)
-DEFINE_ROWS(2, UNROLL)
-DEFINE_ROWS(3, UNROLL)
-DEFINE_ROWS(4, UNROLL)
-DEFINE_ROWS(5, UNROLL)
-DEFINE_ROWS(6, UNROLL)
-DEFINE_ROWS(7, UNROLL)
-DEFINE_ROWS(8, UNROLL)
+DEFINE_ROWS(1)
+DEFINE_ROWS(2)
+DEFINE_ROWS(3)
+DEFINE_ROWS(4)
+DEFINE_ROWS(5)
+DEFINE_ROWS(6)
+DEFINE_ROWS(7)
+DEFINE_ROWS(8)
 
 typedef void (*rows_fn)(const float *, const float *, const float *, int64_t, float *, int64_t, int64_t,
                         int64_t);
